@@ -1,0 +1,347 @@
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// WorkspaceFinalizer holds a Workspace until its namespace, and with it the tenant's data,
+// is confirmed gone.
+const WorkspaceFinalizer = "tenancy.workspace-operator.io/finalizer"
+
+// Labels the operator puts on every object it manages. The cache and the watches select on
+// them, so objects without them are invisible to the operator.
+const (
+	// ManagedByLabel marks an object as managed by workspace-operator.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of ManagedByLabel.
+	ManagedByValue = "workspace-operator"
+	// WorkspaceLabel names the Workspace an object belongs to.
+	WorkspaceLabel = "tenancy.workspace-operator.io/workspace"
+)
+
+// WorkspaceSpec is the desired state of a customer's workspace.
+// +kubebuilder:validation:XValidation:rule="has(self.__namespace__) == has(oldSelf.__namespace__)",message="spec.namespace is immutable: the tenant's data lives there; create a new Workspace to move it"
+type WorkspaceSpec struct {
+	// Namespace is the namespace that holds the workspace's workloads and data.
+	// Defaults to the operator's prefix (ws-) followed by the Workspace name. Immutable.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.namespace is immutable: the tenant's data lives there; create a new Workspace to move it"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="spec.namespace must be a DNS label: lower-case letters, digits and '-', starting and ending with a letter or digit"
+	// +kubebuilder:validation:XValidation:rule="!(self in ['default', 'kube-system', 'kube-public', 'kube-node-lease']) && !self.startsWith('kube-')",message="spec.namespace must not be a Kubernetes system namespace"
+	Namespace string `json:"namespace,omitempty"`
+
+	// Owners administer the workspace: they may run workloads in its namespace but cannot
+	// change the firewall, quotas or access bindings the operator manages.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
+	Owners []Owner `json:"owners"`
+
+	// Quota caps the compute and storage the workspace may use.
+	// +optional
+	// +kubebuilder:default={tier: small}
+	Quota QuotaSpec `json:"quota,omitempty"`
+
+	// Network opens the workspace's firewall beyond its default-deny policy.
+	// +optional
+	Network NetworkSpec `json:"network,omitempty"`
+
+	// TLS requests an HTTPS certificate from cert-manager for the workspace's hosts.
+	// +optional
+	TLS *TLSSpec `json:"tls,omitempty"`
+}
+
+// OwnerKind is the kind of subject an Owner is.
+// +kubebuilder:validation:Enum=User;Group;ServiceAccount
+type OwnerKind string
+
+// The kinds of Owner, as in rbacv1.Subject.
+const (
+	UserOwner           OwnerKind = "User"
+	GroupOwner          OwnerKind = "Group"
+	ServiceAccountOwner OwnerKind = "ServiceAccount"
+)
+
+// Owner is a user, group or service account that administers a workspace.
+// +kubebuilder:validation:XValidation:rule="self.kind == 'ServiceAccount' ? has(self.__namespace__) : !has(self.__namespace__)",message="owners[].namespace is required for a ServiceAccount and not allowed for a User or Group"
+type Owner struct {
+	// Kind of the subject.
+	Kind OwnerKind `json:"kind"`
+
+	// Name of the user, group or service account, as the API server authenticates it.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Namespace of a ServiceAccount owner.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// QuotaTier names a built-in set of limits.
+// +kubebuilder:validation:Enum=small;medium;large
+type QuotaTier string
+
+// The built-in quota tiers.
+const (
+	SmallTier  QuotaTier = "small"
+	MediumTier QuotaTier = "medium"
+	LargeTier  QuotaTier = "large"
+)
+
+// QuotaSpec selects a named tier or explicit limits, never both.
+// +kubebuilder:validation:XValidation:rule="has(self.tier) != has(self.limits)",message="set exactly one of spec.quota.tier or spec.quota.limits"
+type QuotaSpec struct {
+	// Tier is a named set of limits: small, medium or large.
+	// +optional
+	Tier QuotaTier `json:"tier,omitempty"`
+
+	// Limits are explicit limits, for workspaces that fit no tier.
+	// +optional
+	Limits *QuotaLimits `json:"limits,omitempty"`
+}
+
+// QuotaLimits are the totals a workspace's namespace may request.
+type QuotaLimits struct {
+	// CPU is the total CPU the workspace's pods may request and be limited to.
+	// +kubebuilder:validation:XValidation:rule="quantity(self).isGreaterThan(quantity('0'))",message="spec.quota.limits.cpu must be greater than zero"
+	CPU resource.Quantity `json:"cpu"`
+
+	// Memory is the total memory the workspace's pods may request and be limited to.
+	// +kubebuilder:validation:XValidation:rule="quantity(self).isGreaterThan(quantity('0'))",message="spec.quota.limits.memory must be greater than zero"
+	Memory resource.Quantity `json:"memory"`
+
+	// Storage is the total size of the workspace's persistent volume claims.
+	Storage resource.Quantity `json:"storage"`
+
+	// Pods is the most pods the workspace may run at once.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	Pods int32 `json:"pods"`
+}
+
+// NetworkSpec opens the workspace's firewall. Everything not allowed here, or by the
+// operator's fixed rules (traffic inside the namespace and DNS), is denied.
+type NetworkSpec struct {
+	// IngressFromNamespaces may send traffic into the workspace. Defaults to the ingress
+	// controller's namespace from the operator's configuration.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=set
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	IngressFromNamespaces []string `json:"ingressFromNamespaces,omitempty"`
+
+	// Egress allows traffic out of the workspace to these networks. The cloud metadata
+	// service is excluded from every rule.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	Egress []EgressRule `json:"egress,omitempty"`
+}
+
+// EgressRule allows traffic to a network on some ports.
+type EgressRule struct {
+	// CIDR is the destination network, e.g. 10.20.0.0/16 or 2001:db8::/32.
+	// +kubebuilder:validation:MaxLength=43
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="spec.network.egress[].cidr must be a CIDR such as 10.0.0.0/16"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || !(cidr(self).ip() == ip('169.254.169.254') && cidr(self).prefixLength() == 32) && !(cidr(self).ip() == ip('fd00:ec2::254') && cidr(self).prefixLength() == 128)",message="spec.network.egress[].cidr must not be the cloud metadata address: workloads never get the node's cloud credentials"
+	CIDR string `json:"cidr"`
+
+	// Ports allowed to that network. Empty means every port.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	Ports []EgressPort `json:"ports,omitempty"`
+}
+
+// Protocol is a transport protocol a NetworkPolicy can match.
+// +kubebuilder:validation:Enum=TCP;UDP;SCTP
+type Protocol string
+
+// EgressPort is a destination port.
+type EgressPort struct {
+	// Port number.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+
+	// Protocol of the port.
+	// +optional
+	// +kubebuilder:default=TCP
+	Protocol Protocol `json:"protocol,omitempty"`
+}
+
+// TLSSpec requests a certificate for the workspace's public hosts.
+type TLSSpec struct {
+	// Hosts are the DNS names the certificate covers. A leading '*.' makes a wildcard.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=50
+	// +listType=set
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:XValidation:rule="self.matches('^(\\\\*\\\\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\\\\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$')",message="spec.tls.hosts[] must be a lower-case fully qualified DNS name such as app.example.com or *.example.com"
+	Hosts []string `json:"hosts"`
+
+	// IssuerRef is the cert-manager issuer that signs the certificate. Defaults to the
+	// operator's configured issuer.
+	// +optional
+	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
+}
+
+// IssuerKind is the kind of a cert-manager issuer.
+// +kubebuilder:validation:Enum=Issuer;ClusterIssuer
+type IssuerKind string
+
+// IssuerReference names a cert-manager Issuer (in the workspace namespace) or ClusterIssuer.
+type IssuerReference struct {
+	// Name of the issuer.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Kind of the issuer.
+	// +optional
+	// +kubebuilder:default=ClusterIssuer
+	Kind IssuerKind `json:"kind,omitempty"`
+
+	// Group of the issuer, for external issuers.
+	// +optional
+	// +kubebuilder:default=cert-manager.io
+	// +kubebuilder:validation:MaxLength=253
+	Group string `json:"group,omitempty"`
+}
+
+// WorkspacePhase summarises a Workspace's lifecycle for humans; tools should read the
+// conditions.
+// +kubebuilder:validation:Enum=Pending;Provisioning;Ready;Degraded;Failed;Deleting
+type WorkspacePhase string
+
+// The phases of a Workspace.
+const (
+	// PhasePending: the operator has not acted on the Workspace yet.
+	PhasePending WorkspacePhase = "Pending"
+	// PhaseProvisioning: some concern is still converging and none has failed.
+	PhaseProvisioning WorkspacePhase = "Provisioning"
+	// PhaseReady: every concern is satisfied.
+	PhaseReady WorkspacePhase = "Ready"
+	// PhaseDegraded: a concern that was satisfied no longer is, and the operator is retrying.
+	PhaseDegraded WorkspacePhase = "Degraded"
+	// PhaseFailed: the operator cannot make progress until someone fixes the spec or the cluster.
+	PhaseFailed WorkspacePhase = "Failed"
+	// PhaseDeleting: the Workspace is being deleted.
+	PhaseDeleting WorkspacePhase = "Deleting"
+)
+
+// Condition types. Ready summarises the others; Reconciling and Stalled follow kstatus so
+// that Flux and Argo CD read health correctly.
+const (
+	ConditionReady            = "Ready"
+	ConditionReconciling      = "Reconciling"
+	ConditionStalled          = "Stalled"
+	ConditionNamespaceReady   = "NamespaceReady"
+	ConditionNetworkIsolated  = "NetworkIsolated"
+	ConditionQuotaApplied     = "QuotaApplied"
+	ConditionAccessGranted    = "AccessGranted"
+	ConditionCertificateReady = "CertificateReady"
+)
+
+// WorkspaceStatus is the observed state of a Workspace.
+type WorkspaceStatus struct {
+	// Phase is a one-word summary of the conditions, for humans.
+	// +optional
+	Phase WorkspacePhase `json:"phase,omitempty"`
+
+	// Namespace the workspace's workloads and data live in.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+
+	// ObservedGeneration is the generation the status was computed for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, Reconciling, Stalled and one per concern.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+
+	// Network lists the NetworkPolicies that make up the workspace's firewall.
+	// +optional
+	Network *NetworkStatus `json:"network,omitempty"`
+
+	// Quota is the ResourceQuota in force.
+	// +optional
+	Quota *QuotaStatus `json:"quota,omitempty"`
+
+	// Certificate is the workspace's HTTPS certificate.
+	// +optional
+	Certificate *CertificateStatus `json:"certificate,omitempty"`
+}
+
+// NetworkStatus describes the workspace's firewall.
+type NetworkStatus struct {
+	// Policies are the names of the NetworkPolicies in the workspace namespace.
+	// +optional
+	// +listType=atomic
+	Policies []string `json:"policies,omitempty"`
+}
+
+// QuotaStatus describes the quota in force.
+type QuotaStatus struct {
+	// Tier is the named tier, or "custom" for explicit limits.
+	Tier string `json:"tier"`
+
+	// Hard are the ResourceQuota's hard limits.
+	// +optional
+	Hard map[string]resource.Quantity `json:"hard,omitempty"`
+}
+
+// CertificateStatus describes the workspace's cert-manager Certificate.
+type CertificateStatus struct {
+	// Name of the Certificate in the workspace namespace.
+	Name string `json:"name"`
+
+	// SecretName is the Secret that holds the issued key pair.
+	SecretName string `json:"secretName"`
+
+	// NotAfter is when the issued certificate expires.
+	// +optional
+	NotAfter *metav1.Time `json:"notAfter,omitempty"`
+}
+
+// Workspace is a customer's isolated workspace: a namespace behind a default-deny
+// firewall, with quotas, owner access and an HTTPS certificate.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=ws,categories=workspace-operator
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.status.namespace`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label (lower-case letters, digits and '-'): it names the workspace's namespace"
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 60",message="metadata.name must be at most 60 characters so that the ws- namespace prefix fits a 63-character label"
+type Workspace struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   WorkspaceSpec   `json:"spec"`
+	Status WorkspaceStatus `json:"status,omitempty"`
+}
+
+// WorkspaceList is a list of Workspaces.
+// +kubebuilder:object:root=true
+type WorkspaceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Workspace `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Workspace{}, &WorkspaceList{})
+}

@@ -1,0 +1,111 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+)
+
+// lookup reads obj from the cache and, when the cache does not have it, from the API
+// server. The cache only holds objects labelled as managed by the operator, so an object
+// someone else created, or whose labels were stripped, is found only by the live read.
+func (r *WorkspaceReconciler) lookup(ctx context.Context, key client.ObjectKey, obj client.Object) error {
+	err := r.Get(ctx, key, obj)
+	if !apierrors.IsNotFound(err) {
+		return err
+	}
+	return r.APIReader.Get(ctx, key, obj)
+}
+
+// apply makes the live object named like desired match it: it creates a missing object and
+// updates one whose managed fields differ, through mutate, which copies the fields the
+// operator owns from desired onto live and leaves the rest alone. An object that already
+// matches is not written, so a steady-state reconcile makes no writes.
+func apply[T client.Object](ctx context.Context, r *WorkspaceReconciler, ws *tenancyv1alpha1.Workspace, desired T, mutate func(live T)) error {
+	live := desired.DeepCopyObject().(T)
+	result, err := controllerutil.CreateOrUpdate(ctx, r.Client, live, func() error {
+		mutate(live)
+		return nil
+	})
+	if apierrors.IsAlreadyExists(err) {
+		// It exists but the cache cannot see it because its labels were removed: adopt it.
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(desired), live); err != nil {
+			return err
+		}
+		mutate(live)
+		result, err = controllerutil.OperationResultUpdated, r.Update(ctx, live)
+	}
+	if err != nil {
+		return err
+	}
+	if result != controllerutil.OperationResultNone {
+		kind := kindOf(r, desired)
+		logf.FromContext(ctx).V(1).Info("applied", "kind", kind, "namespace", desired.GetNamespace(), "name", desired.GetName(), "operation", result)
+		if specObserved(ws) {
+			// The spec has not changed since the last successful reconcile, so the object was
+			// deleted or edited by someone else.
+			r.Recorder.Eventf(ws, nil, corev1.EventTypeWarning, "DriftRepaired", "Repair",
+				"%s %s was %s outside the operator and has been restored", kind, objectRef(desired), driftVerb(result))
+		}
+	}
+	return nil
+}
+
+// prune deletes the workspace's objects of list's kind in namespace that keep is false for.
+func prune[L client.ObjectList](ctx context.Context, r *WorkspaceReconciler, ws *tenancyv1alpha1.Workspace, namespace string, list L, keep func(client.Object) bool) error {
+	selector := client.MatchingLabels(managedLabels(ws))
+	if err := r.List(ctx, list, client.InNamespace(namespace), selector); err != nil {
+		return fmt.Errorf("list %T: %w", list, err)
+	}
+	var errs []error
+	_ = meta.EachListItem(list, func(item runtime.Object) error {
+		obj := item.(client.Object)
+		if keep(obj) {
+			return nil
+		}
+		if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+			errs = append(errs, fmt.Errorf("delete %s: %w", objectRef(obj), err))
+			return nil
+		}
+		logf.FromContext(ctx).Info("pruned", "kind", kindOf(r, obj), "namespace", obj.GetNamespace(), "name", obj.GetName())
+		return nil
+	})
+	return errors.Join(errs...)
+}
+
+// specObserved reports whether the last successful reconcile saw the current spec.
+func specObserved(ws *tenancyv1alpha1.Workspace) bool {
+	return ws.Status.ObservedGeneration == ws.Generation
+}
+
+func driftVerb(result controllerutil.OperationResult) string {
+	if result == controllerutil.OperationResultCreated {
+		return "deleted"
+	}
+	return "changed"
+}
+
+func objectRef(obj client.Object) string {
+	if obj.GetNamespace() == "" {
+		return obj.GetName()
+	}
+	return obj.GetNamespace() + "/" + obj.GetName()
+}
+
+func kindOf(r *WorkspaceReconciler, obj client.Object) string {
+	gvk, err := r.GroupVersionKindFor(obj)
+	if err != nil {
+		return fmt.Sprintf("%T", obj)
+	}
+	return gvk.Kind
+}

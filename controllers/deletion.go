@@ -1,0 +1,122 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+)
+
+// requeueWhileDeleting is how often a deletion in progress is checked when no watch event
+// arrives first.
+const requeueWhileDeleting = 5 * time.Second
+
+// workspaceCRDName is the Workspace CustomResourceDefinition, whose own deletion must not
+// destroy tenant data.
+const workspaceCRDName = "workspaces.tenancy.workspace-operator.io"
+
+// deletionStep is one step of secure deletion. It reports done once the live state shows
+// the step complete; until then the Workspace keeps its finalizer and is checked again.
+type deletionStep struct {
+	name string
+	run  func(ctx context.Context, ws *tenancyv1alpha1.Workspace) (done bool, err error)
+}
+
+func (r *WorkspaceReconciler) deletionSteps() []deletionStep {
+	return []deletionStep{
+		{"DeleteNamespace", r.deleteNamespace},
+	}
+}
+
+// reconcileDelete runs the deletion steps in order and releases the finalizer when all are
+// confirmed done. Every destructive decision is taken from a live read, never the cache.
+func (r *WorkspaceReconciler) reconcileDelete(ctx context.Context, ws *tenancyv1alpha1.Workspace) (ctrl.Result, error) {
+	ws.Status.Phase = tenancyv1alpha1.PhaseDeleting
+	if !controllerutil.ContainsFinalizer(ws, tenancyv1alpha1.WorkspaceFinalizer) {
+		return ctrl.Result{}, nil
+	}
+
+	uninstalling, err := r.crdBeingDeleted(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if uninstalling {
+		r.Recorder.Eventf(ws, nil, corev1.EventTypeWarning, "UninstallDetected", "Delete",
+			"the Workspace CRD is being deleted: namespace %s and its data are left in place", ws.Status.Namespace)
+		return ctrl.Result{}, r.releaseFinalizer(ctx, ws)
+	}
+
+	for _, step := range r.deletionSteps() {
+		done, err := step.run(ctx, ws)
+		if err != nil {
+			setCondition(ws, tenancyv1alpha1.ConditionReady, metav1.ConditionFalse, step.name+"Failed", err.Error())
+			return ctrl.Result{}, fmt.Errorf("%s: %w", step.name, err)
+		}
+		if !done {
+			return ctrl.Result{RequeueAfter: requeueWhileDeleting}, nil
+		}
+	}
+	r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "Deleted", "Delete",
+		"namespace %s is gone; releasing the finalizer", ws.Status.Namespace)
+	return ctrl.Result{}, r.releaseFinalizer(ctx, ws)
+}
+
+// deleteNamespace deletes the workspace's namespace and reports done once a live read
+// shows it gone. A namespace that is not labelled for this workspace is never deleted.
+func (r *WorkspaceReconciler) deleteNamespace(ctx context.Context, ws *tenancyv1alpha1.Workspace) (bool, error) {
+	name := namespaceName(ws, r.Config.NamespacePrefix)
+	namespace := &corev1.Namespace{}
+	err := r.APIReader.Get(ctx, client.ObjectKey{Name: name}, namespace)
+	switch {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("read namespace %s: %w", name, err)
+	case !belongsTo(namespace, ws.Name):
+		logf.FromContext(ctx).Info("leaving namespace that does not belong to the workspace", "namespace", name)
+		return true, nil
+	case namespace.DeletionTimestamp == nil:
+		if err := r.Delete(ctx, namespace, client.Preconditions{UID: &namespace.UID}); client.IgnoreNotFound(err) != nil {
+			return false, fmt.Errorf("delete namespace %s: %w", name, err)
+		}
+		r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "DeletingNamespace", "Delete",
+			"deleting namespace %s and everything in it", name)
+	}
+	setCondition(ws, tenancyv1alpha1.ConditionReady, metav1.ConditionFalse, "Deleting",
+		fmt.Sprintf("waiting for namespace %s to be deleted", name))
+	setCondition(ws, tenancyv1alpha1.ConditionNamespaceReady, metav1.ConditionFalse, "NamespaceTerminating",
+		fmt.Sprintf("namespace %s is terminating", name))
+	return false, nil
+}
+
+// crdBeingDeleted reports whether the Workspace CRD itself is being deleted, in which case
+// the API server is deleting every Workspace and the operator must not shred anything.
+func (r *WorkspaceReconciler) crdBeingDeleted(ctx context.Context) (bool, error) {
+	crd := &metav1.PartialObjectMetadata{}
+	crd.SetGroupVersionKind(apiextensionsCRDKind)
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: workspaceCRDName}, crd); err != nil {
+		return false, fmt.Errorf("read CustomResourceDefinition %s: %w", workspaceCRDName, err)
+	}
+	return !crd.DeletionTimestamp.IsZero(), nil
+}
+
+func (r *WorkspaceReconciler) releaseFinalizer(ctx context.Context, ws *tenancyv1alpha1.Workspace) error {
+	base := ws.DeepCopy()
+	controllerutil.RemoveFinalizer(ws, tenancyv1alpha1.WorkspaceFinalizer)
+	if err := r.Patch(ctx, ws, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("remove finalizer: %w", err)
+	}
+	return nil
+}
+
+var apiextensionsCRDKind = schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}

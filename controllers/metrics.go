@@ -1,0 +1,80 @@
+package controllers
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+)
+
+var reconcileErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "workspace_operator_reconcile_errors_total",
+	Help: "Failed reconciles of a workspace concern, by the condition that reports it.",
+}, []string{"condition"})
+
+var (
+	workspacesDesc = prometheus.NewDesc("workspace_operator_workspaces",
+		"Workspaces by phase.", []string{"phase"}, nil)
+	conditionsDesc = prometheus.NewDesc("workspace_operator_workspace_conditions",
+		"Workspaces by condition type and status.", []string{"condition", "status"}, nil)
+)
+
+var phases = []tenancyv1alpha1.WorkspacePhase{
+	tenancyv1alpha1.PhasePending, tenancyv1alpha1.PhaseProvisioning, tenancyv1alpha1.PhaseReady,
+	tenancyv1alpha1.PhaseDegraded, tenancyv1alpha1.PhaseFailed, tenancyv1alpha1.PhaseDeleting,
+}
+
+// workspaceCollector counts Workspaces by phase and condition at scrape time, from the
+// cache, so the figures can never drift from what the API server holds.
+type workspaceCollector struct {
+	reader client.Reader
+}
+
+func (c workspaceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- workspacesDesc
+	ch <- conditionsDesc
+}
+
+func (c workspaceCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var list tenancyv1alpha1.WorkspaceList
+	if err := c.reader.List(ctx, &list); err != nil {
+		ch <- prometheus.NewInvalidMetric(workspacesDesc, err)
+		return
+	}
+	byPhase := make(map[tenancyv1alpha1.WorkspacePhase]int, len(phases))
+	type key struct{ condition, status string }
+	byCondition := map[key]int{}
+	for i := range list.Items {
+		ws := &list.Items[i]
+		phase := ws.Status.Phase
+		if phase == "" {
+			phase = tenancyv1alpha1.PhasePending
+		}
+		byPhase[phase]++
+		for _, t := range append([]string{tenancyv1alpha1.ConditionReady}, concernConditions...) {
+			status := "Unknown"
+			if c := meta.FindStatusCondition(ws.Status.Conditions, t); c != nil {
+				status = string(c.Status)
+			}
+			byCondition[key{t, status}]++
+		}
+	}
+	for _, phase := range phases {
+		ch <- prometheus.MustNewConstMetric(workspacesDesc, prometheus.GaugeValue, float64(byPhase[phase]), string(phase))
+	}
+	for k, n := range byCondition {
+		ch <- prometheus.MustNewConstMetric(conditionsDesc, prometheus.GaugeValue, float64(n), k.condition, k.status)
+	}
+}
+
+// RegisterMetrics adds the operator's metrics to the registry the manager serves.
+func RegisterMetrics(reader client.Reader) {
+	metrics.Registry.MustRegister(reconcileErrors, workspaceCollector{reader: reader})
+}

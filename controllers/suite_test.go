@@ -1,0 +1,166 @@
+package controllers
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+	"github.com/workspace-operator/workspace-operator/internal/testenv"
+)
+
+// The suite runs the reconciler in a manager against a real kube-apiserver and etcd
+// (hack/controlplane.sh builds them; make test points KUBEBUILDER_ASSETS at them). There is
+// no kube-controller-manager here, so namespaces stay Terminating until a test finalizes
+// them; test/e2e covers the real namespace controller.
+
+var (
+	ctx       context.Context
+	cancel    context.CancelFunc
+	testEnv   *envtest.Environment
+	k8sClient client.Client // direct, uncached: what the API server really holds
+	writes    atomic.Int64  // writes the operator made through its client
+	wsReads   atomic.Int64  // Workspace reads by the operator: one per reconcile
+)
+
+func TestControllers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("envtest suite: needs a control plane (make test)")
+	}
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Workspace controller suite")
+}
+
+var _ = BeforeSuite(func() {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	ctx, cancel = context.WithCancel(context.Background())
+
+	certManagerCRDs, err := testenv.CertManagerCRDDir()
+	Expect(err).NotTo(HaveOccurred())
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{testenv.OperatorCRDDir(), certManagerCRDs},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+
+	k8sClient, err = client.New(cfg, client.Options{Scheme: testScheme()})
+	Expect(err).NotTo(HaveOccurred())
+	applyFile(k8sClient, testenv.OwnerRoleFile())
+
+	startOperator(cfg, testConfig())
+})
+
+var _ = AfterSuite(func() {
+	cancel()
+	if testEnv != nil {
+		Expect(testEnv.Stop()).To(Succeed())
+	}
+})
+
+func testConfig() Config {
+	cfg := DefaultConfig()
+	cfg.StalledRetryInterval = 2 * time.Second
+	return cfg
+}
+
+// startOperator runs the reconciler in a manager configured like main.go's, counting the
+// writes it makes and the reconciles it runs.
+func startOperator(cfg *rest.Config, config Config) {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:  testScheme(),
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache:   CacheOptions(config),
+	})
+	Expect(err).NotTo(HaveOccurred())
+
+	counted := &countingClient{Client: mgr.GetClient()}
+	reconciler := &WorkspaceReconciler{
+		Client:    counted,
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("workspace-operator"),
+		Config:    config,
+	}
+	skipNameValidation := true
+	Expect(reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 4, SkipNameValidation: &skipNameValidation})).To(Succeed())
+	go func() {
+		defer GinkgoRecover()
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+}
+
+func testScheme() *runtime.Scheme {
+	return Scheme()
+}
+
+// applyFile creates the objects in a YAML manifest.
+func applyFile(c client.Client, path string) {
+	data, err := os.ReadFile(filepath.Clean(path))
+	Expect(err).NotTo(HaveOccurred())
+	objs, err := testenv.DecodeManifests(data)
+	Expect(err).NotTo(HaveOccurred())
+	for _, obj := range objs {
+		Expect(c.Create(ctx, obj)).To(Succeed())
+	}
+}
+
+// countingClient counts the operator's writes and its Workspace reads (one per reconcile).
+type countingClient struct{ client.Client }
+
+func (c *countingClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*tenancyv1alpha1.Workspace); ok {
+		wsReads.Add(1)
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+func (c *countingClient) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	writes.Add(1)
+	return c.Client.Create(ctx, obj, opts...)
+}
+
+func (c *countingClient) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	writes.Add(1)
+	return c.Client.Update(ctx, obj, opts...)
+}
+
+func (c *countingClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	writes.Add(1)
+	return c.Client.Patch(ctx, obj, patch, opts...)
+}
+
+func (c *countingClient) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {
+	writes.Add(1)
+	return c.Client.Delete(ctx, obj, opts...)
+}
+
+func (c *countingClient) Status() client.SubResourceWriter {
+	return countingStatusWriter{c.Client.Status()}
+}
+
+type countingStatusWriter struct{ client.SubResourceWriter }
+
+func (w countingStatusWriter) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+	writes.Add(1)
+	return w.SubResourceWriter.Update(ctx, obj, opts...)
+}
+
+func (w countingStatusWriter) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+	writes.Add(1)
+	return w.SubResourceWriter.Patch(ctx, obj, patch, opts...)
+}

@@ -1,0 +1,218 @@
+// Package controllers reconciles Workspaces into isolated tenant namespaces.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+)
+
+// WorkspaceReconciler turns a Workspace into a namespace behind a default-deny firewall,
+// with quotas, owner access and an HTTPS certificate.
+type WorkspaceReconciler struct {
+	client.Client
+	// APIReader reads from the API server, bypassing the cache: for objects the cache does
+	// not hold and for every decision to delete something.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Config    Config
+
+	cache            cache.Cache
+	controller       controller.Controller
+	certificateWatch struct {
+		sync.Mutex
+		started bool
+	}
+}
+
+// concern is one part of a workspace, reconciled on its own and reported by its condition.
+type concern struct {
+	condition string
+	reconcile func(ctx context.Context, ws *tenancyv1alpha1.Workspace, namespace string) error
+}
+
+// +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspaces,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspaces/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspaces/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=resourcequotas;limitranges,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=get;list;watch
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=bind,resourceNames=workspace-owner
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one Workspace closer to its spec and writes its status once.
+func (r *WorkspaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	ws := &tenancyv1alpha1.Workspace{}
+	if err := r.Get(ctx, req.NamespacedName, ws); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+
+	// The finalizer goes on, and is persisted, before anything exists that it would have
+	// to clean up.
+	if ws.DeletionTimestamp.IsZero() && controllerutil.AddFinalizer(ws, tenancyv1alpha1.WorkspaceFinalizer) {
+		if err := r.Update(ctx, ws); err != nil {
+			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
+		}
+	}
+
+	before := ws.DeepCopy()
+	defer func() {
+		if err := r.patchStatus(ctx, before, ws); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	if !ws.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, ws)
+	}
+	return r.reconcileNormal(ctx, ws)
+}
+
+// reconcileNormal creates the namespace, then reconciles every other concern even when one
+// fails, so that a missing ClusterRole never holds back the firewall.
+func (r *WorkspaceReconciler) reconcileNormal(ctx context.Context, ws *tenancyv1alpha1.Workspace) (ctrl.Result, error) {
+	namespace, err := r.reconcileNamespace(ctx, ws)
+	if err != nil {
+		markFailed(ws, tenancyv1alpha1.ConditionNamespaceReady, err)
+		return r.finish(ctx, ws, err)
+	}
+
+	var errs []error
+	for _, c := range r.concerns() {
+		if err := c.reconcile(ctx, ws, namespace); err != nil {
+			markFailed(ws, c.condition, err)
+			reconcileErrors.WithLabelValues(c.condition).Inc()
+			errs = append(errs, fmt.Errorf("%s: %w", c.condition, err))
+		}
+	}
+	return r.finish(ctx, ws, errors.Join(errs...))
+}
+
+func (r *WorkspaceReconciler) concerns() []concern {
+	return []concern{
+		{tenancyv1alpha1.ConditionNetworkIsolated, r.reconcileNetworkPolicies},
+		{tenancyv1alpha1.ConditionQuotaApplied, r.reconcileQuota},
+		{tenancyv1alpha1.ConditionAccessGranted, r.reconcileAccess},
+		{tenancyv1alpha1.ConditionCertificateReady, r.reconcileCertificate},
+	}
+}
+
+// finish summarises the conditions and decides how to retry. Terminal errors are not
+// returned: retrying them with backoff would only hammer the API server, so the Workspace
+// is marked Stalled and looked at again after a long interval.
+func (r *WorkspaceReconciler) finish(ctx context.Context, ws *tenancyv1alpha1.Workspace, err error) (ctrl.Result, error) {
+	switch {
+	case err == nil:
+		summarize(ws, nil)
+		ws.Status.ObservedGeneration = ws.Generation
+		return ctrl.Result{}, nil
+	case isTerminal(err) && !hasTransient(err):
+		summarize(ws, err)
+		ws.Status.ObservedGeneration = ws.Generation
+		logf.FromContext(ctx).Info("workspace stalled until its spec or the cluster changes", "reason", err.Error(), "retryAfter", r.Config.StalledRetryInterval)
+		return ctrl.Result{RequeueAfter: r.Config.StalledRetryInterval}, nil
+	default:
+		summarize(ws, nil)
+		return ctrl.Result{}, err
+	}
+}
+
+// hasTransient reports whether err, possibly a join of several, contains a retryable error.
+func hasTransient(err error) bool {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			if hasTransient(e) {
+				return true
+			}
+		}
+		return false
+	}
+	return !isTerminal(err)
+}
+
+// patchStatus writes the status once per reconcile, and not at all when nothing changed.
+func (r *WorkspaceReconciler) patchStatus(ctx context.Context, before, ws *tenancyv1alpha1.Workspace) error {
+	if equality.Semantic.DeepEqual(before.Status, ws.Status) {
+		return nil
+	}
+	recordTransitions(r.Recorder, ws, before.Status.Conditions)
+	err := r.Status().Patch(ctx, ws, client.MergeFrom(before))
+	if apierrors.IsNotFound(err) {
+		return nil // deleted once its finalizer was released
+	}
+	if err != nil {
+		return fmt.Errorf("patch status: %w", err)
+	}
+	return nil
+}
+
+// SetupWithManager watches Workspaces and the objects the operator manages for them.
+func (r *WorkspaceReconciler) SetupWithManager(mgr ctrl.Manager, options controller.Options) error {
+	if err := r.Config.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	r.cache = mgr.GetCache()
+	toWorkspace := handler.EnqueueRequestsFromMapFunc(workspaceForObject)
+	c, err := ctrl.NewControllerManagedBy(mgr).
+		For(&tenancyv1alpha1.Workspace{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{},
+			deletionStarted{},
+		))).
+		Watches(&corev1.Namespace{}, toWorkspace).
+		Watches(&networkingv1.NetworkPolicy{}, toWorkspace).
+		Watches(&corev1.ResourceQuota{}, toWorkspace, builder.WithPredicates(quotaSpecChanged{})).
+		Watches(&corev1.LimitRange{}, toWorkspace).
+		Watches(&rbacv1.RoleBinding{}, toWorkspace).
+		WithOptions(options).
+		Build(r)
+	if err != nil {
+		return err
+	}
+	r.controller = c
+	return nil
+}
+
+// deletionStarted lets through the update that sets a Workspace's deletion timestamp.
+type deletionStarted struct{ predicate.Funcs }
+
+func (deletionStarted) Update(e event.UpdateEvent) bool {
+	return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
+}
+
+// quotaSpecChanged ignores ResourceQuota status updates, which the API server makes every
+// time a pod starts or stops in the namespace.
+type quotaSpecChanged struct{ predicate.Funcs }
+
+func (quotaSpecChanged) Update(e event.UpdateEvent) bool {
+	old, okOld := e.ObjectOld.(*corev1.ResourceQuota)
+	updated, okNew := e.ObjectNew.(*corev1.ResourceQuota)
+	if !okOld || !okNew {
+		return true
+	}
+	return !equality.Semantic.DeepEqual(old.Spec, updated.Spec) ||
+		!equality.Semantic.DeepEqual(old.Labels, updated.Labels)
+}

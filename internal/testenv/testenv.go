@@ -1,0 +1,52 @@
+// Package testenv locates what the envtest and end-to-end suites, and the local dev stack,
+// install into their API server: the operator's CRDs, cert-manager's CRDs and the owner role.
+package testenv
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+)
+
+// CertManagerModule is the Go module whose deploy/crds holds cert-manager's CRDs. go.mod
+// pins its version, so the CRDs match the API types the operator is compiled against.
+const CertManagerModule = "github.com/cert-manager/cert-manager"
+
+// RepoRoot is the root of this repository.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// OperatorCRDDir holds the operator's generated CRDs.
+func OperatorCRDDir() string {
+	return filepath.Join(RepoRoot(), "config", "crd", "bases")
+}
+
+// OwnerRoleFile is the workspace-owner ClusterRole manifest.
+func OwnerRoleFile() string {
+	return filepath.Join(RepoRoot(), "config", "rbac", "workspace_owner_role.yaml")
+}
+
+// SamplesFile holds the sample Workspaces.
+func SamplesFile() string {
+	return filepath.Join(RepoRoot(), "config", "samples", "tenancy_v1alpha1_workspace.yaml")
+}
+
+// CertManagerCRDDir is deploy/crds of the cert-manager module in the module cache,
+// downloading the module if needed.
+func CertManagerCRDDir() (string, error) {
+	cmd := exec.Command("go", "mod", "download", "-json", CertManagerModule)
+	cmd.Dir = RepoRoot()
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("download module %s: %w", CertManagerModule, err)
+	}
+	var module struct{ Dir string }
+	if err := json.Unmarshal(out, &module); err != nil || module.Dir == "" {
+		return "", fmt.Errorf("locate module %s in %q: %v", CertManagerModule, out, err)
+	}
+	return filepath.Join(module.Dir, "deploy", "crds"), nil
+}
