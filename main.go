@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -28,7 +29,11 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "workspace-operator:", err)
 		os.Exit(1)
 	}
@@ -71,6 +76,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.config.OwnerClusterRole, "owner-cluster-role", defaults.OwnerClusterRole, "ClusterRole bound to workspace owners in their namespace.")
 	fs.DurationVar(&o.config.StalledRetryInterval, "stalled-retry-interval", defaults.StalledRetryInterval, "How long to wait before retrying a workspace that needs a human to fix its spec or the cluster.")
 	o.zap.BindFlags(fs)
+	config.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

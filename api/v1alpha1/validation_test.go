@@ -1,0 +1,190 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/workspace-operator/workspace-operator/internal/testenv"
+)
+
+// TestValidation applies bad Workspaces to a real API server with the generated CRD and
+// checks each is refused with a message that says what to fix.
+func TestValidation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a control plane (make test)")
+	}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{testenv.OperatorCRDDir()}, ErrorIfCRDPathMissing: true}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("start control plane: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	c, err := client.New(cfg, client.Options{Scheme: runtime.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	tests := []struct {
+		name     string
+		manifest string
+		want     string
+	}{
+		{"no owners", `
+metadata: {name: no-owners}
+spec: {owners: []}`, "should have at least 1 items"},
+		{"name that is not a DNS label", `
+metadata: {name: acme.example}
+spec: {owners: [{kind: User, name: alice}]}`, "metadata.name must be a DNS label"},
+		{"name too long for the namespace prefix", `
+metadata: {name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}
+spec: {owners: [{kind: User, name: alice}]}`, "metadata.name must be at most 60 characters"},
+		{"unknown owner kind", `
+metadata: {name: owner-kind}
+spec: {owners: [{kind: Robot, name: r2d2}]}`, `Unsupported value: "Robot"`},
+		{"service account without namespace", `
+metadata: {name: sa-ns}
+spec: {owners: [{kind: ServiceAccount, name: deployer}]}`, "owners[].namespace is required for a ServiceAccount"},
+		{"user with a namespace", `
+metadata: {name: user-ns}
+spec: {owners: [{kind: User, name: alice, namespace: ci}]}`, "not allowed for a User or Group"},
+		{"unknown tier", `
+metadata: {name: tier}
+spec: {owners: [{kind: User, name: alice}], quota: {tier: huge}}`, `Unsupported value: "huge"`},
+		{"tier and limits", `
+metadata: {name: tier-and-limits}
+spec:
+  owners: [{kind: User, name: alice}]
+  quota: {tier: small, limits: {cpu: "1", memory: 1Gi, storage: 1Gi, pods: 1}}`, "set exactly one of spec.quota.tier or spec.quota.limits"},
+		{"zero cpu", `
+metadata: {name: zero-cpu}
+spec:
+  owners: [{kind: User, name: alice}]
+  quota: {limits: {cpu: "0", memory: 1Gi, storage: 1Gi, pods: 1}}`, "spec.quota.limits.cpu must be greater than zero"},
+		{"bad CIDR", `
+metadata: {name: bad-cidr}
+spec:
+  owners: [{kind: User, name: alice}]
+  network: {egress: [{cidr: 10.0.0.0/33}]}`, "spec.network.egress[].cidr must be a CIDR"},
+		{"metadata service", `
+metadata: {name: metadata}
+spec:
+  owners: [{kind: User, name: alice}]
+  network: {egress: [{cidr: 169.254.169.254/32}]}`, "must not be the cloud metadata address"},
+		{"bad port", `
+metadata: {name: bad-port}
+spec:
+  owners: [{kind: User, name: alice}]
+  network: {egress: [{cidr: 10.0.0.0/8, ports: [{port: 70000}]}]}`, "should be less than or equal to 65535"},
+		{"bad ingress namespace", `
+metadata: {name: bad-ingress}
+spec:
+  owners: [{kind: User, name: alice}]
+  network: {ingressFromNamespaces: [Ingress_NGINX]}`, "should match"},
+		{"bad host", `
+metadata: {name: bad-host}
+spec:
+  owners: [{kind: User, name: alice}]
+  tls: {hosts: [https://app.example.com]}`, "spec.tls.hosts[] must be a lower-case fully qualified DNS name"},
+		{"single-label host", `
+metadata: {name: single-label}
+spec:
+  owners: [{kind: User, name: alice}]
+  tls: {hosts: [localhost]}`, "spec.tls.hosts[] must be a lower-case fully qualified DNS name"},
+		{"unknown issuer kind", `
+metadata: {name: issuer-kind}
+spec:
+  owners: [{kind: User, name: alice}]
+  tls: {hosts: [app.example.com], issuerRef: {name: ca, kind: Vault}}`, `Unsupported value: "Vault"`},
+		{"system namespace", `
+metadata: {name: system}
+spec: {owners: [{kind: User, name: alice}], namespace: kube-system}`, "must not be a Kubernetes system namespace"},
+		{"namespace that is not a DNS label", `
+metadata: {name: ns-label}
+spec: {owners: [{kind: User, name: alice}], namespace: Acme}`, "spec.namespace must be a DNS label"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := c.Create(ctx, workspace(t, tt.manifest))
+			if err == nil {
+				t.Fatalf("accepted, want refused with %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("refused with %q, want a message containing %q", err, tt.want)
+			}
+		})
+	}
+
+	t.Run("valid sample is accepted", func(t *testing.T) {
+		ws := workspace(t, `
+metadata: {name: valid}
+spec:
+  owners: [{kind: User, name: alice}, {kind: ServiceAccount, name: deployer, namespace: ci}]
+  quota: {limits: {cpu: 500m, memory: 1Gi, storage: 10Gi, pods: 5}}
+  network:
+    ingressFromNamespaces: [ingress-nginx]
+    egress: [{cidr: 0.0.0.0/0, ports: [{port: 443}]}, {cidr: "2001:db8::/32"}]
+  tls: {hosts: [app.example.com, "*.example.com"]}`)
+		if err := c.Create(ctx, ws); err != nil {
+			t.Fatalf("refused a valid Workspace: %v", err)
+		}
+		egress, _, _ := unstructured.NestedSlice(ws.Object, "spec", "network", "egress")
+		if protocol, _, _ := unstructured.NestedString(egress[0].(map[string]any)["ports"].([]any)[0].(map[string]any), "protocol"); protocol != "TCP" {
+			t.Errorf("egress port protocol defaulted to %q, want TCP", protocol)
+		}
+	})
+
+	t.Run("spec.namespace is immutable", func(t *testing.T) {
+		ws := workspace(t, `
+metadata: {name: immutable}
+spec: {owners: [{kind: User, name: alice}], namespace: acme-data}`)
+		if err := c.Create(ctx, ws); err != nil {
+			t.Fatal(err)
+		}
+		for _, change := range []func(){
+			func() { _ = unstructured.SetNestedField(ws.Object, "other-data", "spec", "namespace") },
+			func() { unstructured.RemoveNestedField(ws.Object, "spec", "namespace") },
+		} {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(ws), ws); err != nil {
+				t.Fatal(err)
+			}
+			change()
+			err := c.Update(ctx, ws)
+			if err == nil || !strings.Contains(err.Error(), "spec.namespace is immutable") {
+				t.Errorf("update = %v, want refused as immutable", err)
+			}
+		}
+
+		plain := workspace(t, `
+metadata: {name: derived}
+spec: {owners: [{kind: User, name: alice}]}`)
+		if err := c.Create(ctx, plain); err != nil {
+			t.Fatal(err)
+		}
+		if tier, _, _ := unstructured.NestedString(plain.Object, "spec", "quota", "tier"); tier != "small" {
+			t.Errorf("spec.quota defaulted to tier %q, want small", tier)
+		}
+		_ = unstructured.SetNestedField(plain.Object, "late-data", "spec", "namespace")
+		if err := c.Update(ctx, plain); err == nil || !strings.Contains(err.Error(), "spec.namespace is immutable") {
+			t.Errorf("setting spec.namespace after creation = %v, want refused as immutable", err)
+		}
+	})
+}
+
+func workspace(t *testing.T, manifest string) *unstructured.Unstructured {
+	t.Helper()
+	obj := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(manifest), &obj.Object); err != nil {
+		t.Fatalf("bad test manifest: %v", err)
+	}
+	obj.SetAPIVersion("tenancy.workspace-operator.io/v1alpha1")
+	obj.SetKind("Workspace")
+	return obj
+}
