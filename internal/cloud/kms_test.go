@@ -1,0 +1,236 @@
+package cloud_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/workspace-operator/workspace-operator/internal/cloud"
+	"github.com/workspace-operator/workspace-operator/test/awsemu"
+)
+
+func TestEnsureKeyCreatesAShreddableKey(t *testing.T) {
+	e := newEnv(t, "")
+	key := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
+	if !key.Created || key.Alias != "alias/workspace-operator/acme" || key.State != "Enabled" || !key.RotationEnabled {
+		t.Errorf("key = %+v", key)
+	}
+
+	keys := e.keysIn(primary)
+	if len(keys) != 1 {
+		t.Fatalf("%d keys in %s, want 1", len(keys), primary)
+	}
+	got := keys[0]
+	if got.ARN != key.ARN || got.Origin != "AWS_KMS" || got.MultiRegion || got.KeySpec != "SYMMETRIC_DEFAULT" || !got.RotationEnabled {
+		t.Errorf("key in KMS = %+v", got)
+	}
+	wantTags := map[string]string{cloud.TagManagedBy: "workspace-operator", cloud.TagCluster: "prod", cloud.TagWorkspace: "acme"}
+	if diff := cmp.Diff(wantTags, got.Tags); diff != "" {
+		t.Errorf("tags (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"alias/workspace-operator/acme"}, got.Aliases); diff != "" {
+		t.Errorf("aliases (-want +got):\n%s", diff)
+	}
+	if len(e.keysIn(replica)) != 0 {
+		t.Error("a key was created in the other region")
+	}
+}
+
+func TestEnsureKeyIsIdempotent(t *testing.T) {
+	e := newEnv(t, "")
+	first := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
+	e.emu.ResetCalls()
+	second := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
+
+	if second.Created || second.ARN != first.ARN || len(second.Repaired) != 0 {
+		t.Errorf("second ensure = %+v, want the same key untouched", second)
+	}
+	for call := range e.emu.Calls() {
+		if !strings.HasPrefix(call.Operation, "Describe") && !strings.HasPrefix(call.Operation, "Get") && !strings.HasPrefix(call.Operation, "List") {
+			t.Errorf("steady-state ensure made a write: %s", call.Operation)
+		}
+	}
+	if n := len(e.keysIn(primary)); n != 1 {
+		t.Errorf("%d keys, want 1", n)
+	}
+}
+
+// A crash, or a lost answer, between CreateKey and CreateAlias leaves a key without an
+// alias. The next attempt must find and adopt it rather than create a second key.
+func TestEnsureKeyAdoptsTheOrphanOfALostCreateKey(t *testing.T) {
+	e := newEnv(t, "")
+	marked := false
+	e.emu.Inject(awsemu.Fault{Service: "kms", Operation: "CreateKey", Kind: awsemu.DropResponse, Times: 1})
+
+	_, err := e.keys.Ensure(context.Background(), cloud.KeyRequest{Owner: owner, Region: primary,
+		BeforeCreate: func(context.Context) error { marked = true; return nil }})
+	if err == nil {
+		t.Fatal("ensure succeeded although CreateKey's answer was lost")
+	}
+	if !marked {
+		t.Fatal("BeforeCreate did not run before CreateKey")
+	}
+	if n := len(e.keysIn(primary)); n != 1 {
+		t.Fatalf("%d keys after the lost CreateKey, want exactly 1 (the SDK must not retry CreateKey)", n)
+	}
+	if aliasOf(e, primary) != "" {
+		t.Fatal("alias exists although CreateAlias never ran")
+	}
+
+	key := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary, MayHaveOrphan: true})
+	keys := e.keysIn(primary)
+	if len(keys) != 1 {
+		t.Fatalf("%d keys after recovery, want the orphan adopted and no second key", len(keys))
+	}
+	if key.ARN != keys[0].ARN || aliasOf(e, primary) != keys[0].ARN || key.Created {
+		t.Errorf("recovered key %+v, want the orphan %s behind the alias", key, keys[0].ARN)
+	}
+}
+
+func TestEnsureKeyRefusesKeysItMustNotUse(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		create   *kms.CreateKeyInput
+		wantCode string
+	}{
+		{
+			name:     "key of another workspace behind our alias",
+			create:   &kms.CreateKeyInput{Tags: []kmstypes.Tag{{TagKey: aws.String(cloud.TagManagedBy), TagValue: aws.String("workspace-operator")}, {TagKey: aws.String(cloud.TagCluster), TagValue: aws.String("prod")}, {TagKey: aws.String(cloud.TagWorkspace), TagValue: aws.String("globex")}}},
+			wantCode: "KeyOwnedElsewhere",
+		},
+		{
+			name:     "multi-Region key, whose replicas would outlive deletion",
+			create:   &kms.CreateKeyInput{MultiRegion: aws.Bool(true)},
+			wantCode: "KeyNotShreddable",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, "")
+			out, err := e.kms[primary].CreateKey(ctx, tt.create)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.kms[primary].CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String("alias/workspace-operator/acme"), TargetKeyId: out.KeyMetadata.KeyId}); err != nil {
+				t.Fatal(err)
+			}
+			_, err = e.keys.Ensure(ctx, cloud.KeyRequest{Owner: owner, Region: primary})
+			if !cloud.IsTerminal(err) || cloud.ErrorCode(err) != tt.wantCode {
+				t.Errorf("err = %v (code %q), want terminal %s", err, cloud.ErrorCode(err), tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestEnsureKeyRepairsDrift(t *testing.T) {
+	ctx := context.Background()
+	policy := `{"Version":"2012-10-17","Statement":[{"Sid":"Admin","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"kms:*","Resource":"*"}]}`
+	tests := []struct {
+		name         string
+		drift        func(c *kms.Client, id *string) error
+		wantRepaired []string
+	}{
+		{
+			name:         "disabled",
+			drift:        func(c *kms.Client, id *string) error { _, err := c.DisableKey(ctx, &kms.DisableKeyInput{KeyId: id}); return err },
+			wantRepaired: []string{"key enabled"},
+		},
+		{
+			name: "scheduled for deletion",
+			drift: func(c *kms.Client, id *string) error {
+				_, err := c.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: aws.Int32(7)})
+				return err
+			},
+			wantRepaired: []string{"scheduled deletion cancelled", "key enabled"},
+		},
+		{
+			name: "rotation off",
+			drift: func(c *kms.Client, id *string) error {
+				_, err := c.DisableKeyRotation(ctx, &kms.DisableKeyRotationInput{KeyId: id})
+				return err
+			},
+			wantRepaired: []string{"automatic rotation enabled"},
+		},
+		{
+			name: "policy replaced",
+			drift: func(c *kms.Client, id *string) error {
+				_, err := c.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: id, PolicyName: aws.String("default"), Policy: aws.String(`{"Version":"2012-10-17","Statement":[]}`)})
+				return err
+			},
+			wantRepaired: []string{"key policy restored"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, policy)
+			key := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
+			if err := tt.drift(e.kms[primary], aws.String(key.ID)); err != nil {
+				t.Fatal(err)
+			}
+			repaired := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
+			if diff := cmp.Diff(tt.wantRepaired, repaired.Repaired); diff != "" {
+				t.Errorf("repaired (-want +got):\n%s", diff)
+			}
+			snapshot := e.keysIn(primary)[0]
+			if snapshot.State != "Enabled" || !snapshot.RotationEnabled {
+				t.Errorf("after repair: state %s rotation %t", snapshot.State, snapshot.RotationEnabled)
+			}
+			if again := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary}); len(again.Repaired) != 0 {
+				t.Errorf("repairs again: %v", again.Repaired)
+			}
+		})
+	}
+}
+
+func TestEnsureKeySurvivesThrottling(t *testing.T) {
+	e := newEnv(t, "")
+	e.emu.Inject(awsemu.Fault{Service: "kms", Kind: awsemu.Throttle, Times: 3})
+	key := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
+	if !key.Created {
+		t.Errorf("key = %+v", key)
+	}
+	if n := e.emu.Calls()[awsemu.Call{Service: "kms", Operation: "DescribeKey", Outcome: "ThrottlingException"}]; n != 3 {
+		t.Errorf("%d throttled DescribeKey calls, want the 3 injected, retried by the SDK", n)
+	}
+}
+
+func TestEnsureKeyAccessDeniedIsTerminal(t *testing.T) {
+	e := newEnv(t, "")
+	e.emu.Inject(awsemu.Fault{Service: "kms", Kind: awsemu.AccessDenied})
+	_, err := e.keys.Ensure(context.Background(), cloud.KeyRequest{Owner: owner, Region: primary})
+	if !cloud.IsTerminal(err) || cloud.ErrorCode(err) != "AccessDeniedException" {
+		t.Errorf("err = %v, want terminal AccessDeniedException", err)
+	}
+}
+
+func TestScheduleKeyDeletion(t *testing.T) {
+	e := newEnv(t, "")
+	ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
+	ctx := context.Background()
+
+	date, err := e.keys.ScheduleDeletion(ctx, owner, primary, 7*24*time.Hour)
+	if err != nil || date == nil {
+		t.Fatalf("schedule deletion = %v, %v", date, err)
+	}
+	if d := time.Until(*date); d < 6*24*time.Hour || d > 8*24*time.Hour {
+		t.Errorf("deletion date %s is not 7 days away", date)
+	}
+	again, err := e.keys.ScheduleDeletion(ctx, owner, primary, 7*24*time.Hour)
+	if err != nil || !again.Equal(*date) {
+		t.Errorf("second schedule = %v, %v; want the same date %s", again, err, date)
+	}
+	if missing, err := e.keys.ScheduleDeletion(ctx, cloud.Owner{Cluster: "prod", Workspace: "nobody"}, primary, 7*24*time.Hour); err != nil || missing != nil {
+		t.Errorf("schedule for a workspace without a key = %v, %v; want nothing to do", missing, err)
+	}
+	if _, err := e.keys.Ensure(ctx, cloud.KeyRequest{Owner: owner, Region: "ap-south-1"}); !errors.As(err, new(*cloud.Error)) {
+		t.Errorf("unconfigured region: %v", err)
+	}
+}

@@ -1,0 +1,342 @@
+package cloud
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// S3 is the part of the S3 API the operator uses, with *s3.Client's signatures.
+type S3 interface {
+	HeadBucket(ctx context.Context, in *s3.HeadBucketInput, optFns ...func(*s3.Options)) (*s3.HeadBucketOutput, error)
+	CreateBucket(ctx context.Context, in *s3.CreateBucketInput, optFns ...func(*s3.Options)) (*s3.CreateBucketOutput, error)
+	GetBucketTagging(ctx context.Context, in *s3.GetBucketTaggingInput, optFns ...func(*s3.Options)) (*s3.GetBucketTaggingOutput, error)
+	PutBucketTagging(ctx context.Context, in *s3.PutBucketTaggingInput, optFns ...func(*s3.Options)) (*s3.PutBucketTaggingOutput, error)
+	GetPublicAccessBlock(ctx context.Context, in *s3.GetPublicAccessBlockInput, optFns ...func(*s3.Options)) (*s3.GetPublicAccessBlockOutput, error)
+	PutPublicAccessBlock(ctx context.Context, in *s3.PutPublicAccessBlockInput, optFns ...func(*s3.Options)) (*s3.PutPublicAccessBlockOutput, error)
+	GetBucketOwnershipControls(ctx context.Context, in *s3.GetBucketOwnershipControlsInput, optFns ...func(*s3.Options)) (*s3.GetBucketOwnershipControlsOutput, error)
+	PutBucketOwnershipControls(ctx context.Context, in *s3.PutBucketOwnershipControlsInput, optFns ...func(*s3.Options)) (*s3.PutBucketOwnershipControlsOutput, error)
+	GetBucketVersioning(ctx context.Context, in *s3.GetBucketVersioningInput, optFns ...func(*s3.Options)) (*s3.GetBucketVersioningOutput, error)
+	PutBucketVersioning(ctx context.Context, in *s3.PutBucketVersioningInput, optFns ...func(*s3.Options)) (*s3.PutBucketVersioningOutput, error)
+	GetBucketEncryption(ctx context.Context, in *s3.GetBucketEncryptionInput, optFns ...func(*s3.Options)) (*s3.GetBucketEncryptionOutput, error)
+	PutBucketEncryption(ctx context.Context, in *s3.PutBucketEncryptionInput, optFns ...func(*s3.Options)) (*s3.PutBucketEncryptionOutput, error)
+	GetBucketPolicy(ctx context.Context, in *s3.GetBucketPolicyInput, optFns ...func(*s3.Options)) (*s3.GetBucketPolicyOutput, error)
+	PutBucketPolicy(ctx context.Context, in *s3.PutBucketPolicyInput, optFns ...func(*s3.Options)) (*s3.PutBucketPolicyOutput, error)
+	GetBucketReplication(ctx context.Context, in *s3.GetBucketReplicationInput, optFns ...func(*s3.Options)) (*s3.GetBucketReplicationOutput, error)
+	PutBucketReplication(ctx context.Context, in *s3.PutBucketReplicationInput, optFns ...func(*s3.Options)) (*s3.PutBucketReplicationOutput, error)
+}
+
+// Buckets manages the S3 buckets that hold a workspace's uploaded files.
+type Buckets struct {
+	clients map[string]S3
+	prefix  string
+}
+
+// NewBuckets manages buckets through one client per region; prefix starts every bucket
+// name, which S3 requires to be unique across all accounts.
+func NewBuckets(clients map[string]S3, prefix string) *Buckets {
+	return &Buckets{clients: clients, prefix: prefix}
+}
+
+// Name is the deterministic bucket name of a workspace in a region. A hash of the cluster,
+// workspace and region keeps it unique per cluster while the readable part shows whose it is.
+func (b *Buckets) Name(owner Owner, region string) string {
+	sum := sha256.Sum256([]byte(owner.Cluster + "/" + owner.Workspace + "/" + region))
+	suffix := hex.EncodeToString(sum[:])[:10]
+	readable := owner.Workspace
+	if room := 63 - len(b.prefix) - len(suffix) - 2; len(readable) > room {
+		readable = readable[:room]
+	}
+	return fmt.Sprintf("%s-%s-%s", b.prefix, readable, suffix)
+}
+
+// BucketRequest asks for a workspace's bucket in a region, encrypted with KeyARN (a key in
+// the same region).
+type BucketRequest struct {
+	Owner  Owner
+	Region string
+	KeyARN string
+	// Replication, when set, replicates every object to another bucket.
+	Replication *Replication
+}
+
+// Replication copies a bucket's objects to a bucket in another region, re-encrypted there
+// with that region's workspace key.
+type Replication struct {
+	RoleARN           string
+	DestinationBucket string
+	DestinationKeyARN string
+}
+
+// Bucket is a workspace bucket as S3 reports it.
+type Bucket struct {
+	Name    string
+	Region  string
+	Created bool
+	// Repaired lists settings found changed outside the operator and restored.
+	Repaired []string
+}
+
+func (b *Buckets) client(region string) (S3, error) {
+	c, ok := b.clients[region]
+	if !ok {
+		return nil, terminalf("RegionNotConfigured", "no S3 client for region %s", region)
+	}
+	return c, nil
+}
+
+// Ensure creates the workspace's bucket if needed and makes every security setting match:
+// public access blocked, bucket owner enforced, versioning on, SSE-KMS with the workspace
+// key and bucket keys, a policy refusing plain HTTP and uploads under any other key, and
+// replication when requested. Settings that already match are only read.
+func (b *Buckets) Ensure(ctx context.Context, req BucketRequest) (Bucket, error) {
+	c, err := b.client(req.Region)
+	if err != nil {
+		return Bucket{}, err
+	}
+	bucket := Bucket{Name: b.Name(req.Owner, req.Region), Region: req.Region}
+	if bucket.Created, err = b.createOrAdopt(ctx, c, req, bucket.Name); err != nil {
+		return Bucket{}, err
+	}
+	name := aws.String(bucket.Name)
+
+	settings := []struct {
+		what   string
+		ensure func() (bool, error)
+	}{
+		{"public access block", func() (bool, error) { return ensurePublicAccessBlock(ctx, c, name) }},
+		{"object ownership", func() (bool, error) { return ensureOwnership(ctx, c, name) }},
+		{"versioning", func() (bool, error) { return ensureVersioning(ctx, c, name) }},
+		{"default encryption", func() (bool, error) { return ensureEncryption(ctx, c, name, req.KeyARN) }},
+		{"bucket policy", func() (bool, error) { return ensurePolicy(ctx, c, name, bucketPolicy(bucket.Name, req.KeyARN)) }},
+	}
+	if req.Replication != nil {
+		settings = append(settings, struct {
+			what   string
+			ensure func() (bool, error)
+		}{"replication", func() (bool, error) { return ensureReplication(ctx, c, name, req.Replication) }})
+	}
+	for _, s := range settings {
+		changed, err := s.ensure()
+		if err != nil {
+			return Bucket{}, fmt.Errorf("bucket %s %s: %w", bucket.Name, s.what, err)
+		}
+		if changed && !bucket.Created {
+			bucket.Repaired = append(bucket.Repaired, s.what)
+		}
+	}
+	return bucket, nil
+}
+
+// createOrAdopt creates the bucket, or checks that an existing one is this workspace's.
+func (b *Buckets) createOrAdopt(ctx context.Context, c S3, req BucketRequest, name string) (bool, error) {
+	_, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(name)})
+	switch {
+	case err == nil:
+		return false, b.checkOwned(ctx, c, req.Owner, name)
+	case !hasCode(err, "NotFound", "NoSuchBucket"):
+		return false, fmt.Errorf("head bucket %s: %w", name, err)
+	}
+
+	in := &s3.CreateBucketInput{Bucket: aws.String(name), ObjectOwnership: s3types.ObjectOwnershipBucketOwnerEnforced}
+	if req.Region != "us-east-1" {
+		in.CreateBucketConfiguration = &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(req.Region)}
+	}
+	_, err = c.CreateBucket(ctx, in)
+	switch {
+	case hasCode(err, "BucketAlreadyOwnedByYou"):
+		// An earlier attempt created it but did not get as far as tagging it.
+	case hasCode(err, "BucketAlreadyExists"):
+		return false, terminalf("BucketNameTaken", "bucket name %s is taken by another AWS account; change the operator's bucket prefix", name)
+	case err != nil:
+		return false, fmt.Errorf("create bucket %s in %s: %w", name, req.Region, err)
+	}
+	tagging := &s3types.Tagging{}
+	for _, t := range kmsTags(req.Owner.tags()) {
+		tagging.TagSet = append(tagging.TagSet, s3types.Tag{Key: t.TagKey, Value: t.TagValue})
+	}
+	if _, err := c.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: aws.String(name), Tagging: tagging}); err != nil {
+		return false, fmt.Errorf("tag bucket %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// checkOwned refuses an existing bucket that is not tagged for this workspace. An untagged
+// bucket of our own account is one an earlier attempt created and could not tag yet.
+func (b *Buckets) checkOwned(ctx context.Context, c S3, owner Owner, name string) error {
+	out, err := c.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String(name)})
+	if hasCode(err, "NoSuchTagSet") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read tags of bucket %s: %w", name, err)
+	}
+	tags := make(map[string]string, len(out.TagSet))
+	for _, t := range out.TagSet {
+		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	if !owner.owns(tags) {
+		return terminalf("BucketOwnedElsewhere", "bucket %s exists but is not tagged for workspace %s of cluster %s; the operator will not use it",
+			name, owner.Workspace, owner.Cluster)
+	}
+	return nil
+}
+
+func ensurePublicAccessBlock(ctx context.Context, c S3, bucket *string) (bool, error) {
+	want := &s3types.PublicAccessBlockConfiguration{
+		BlockPublicAcls: aws.Bool(true), IgnorePublicAcls: aws.Bool(true),
+		BlockPublicPolicy: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true),
+	}
+	out, err := c.GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: bucket})
+	if err == nil {
+		got := out.PublicAccessBlockConfiguration
+		if aws.ToBool(got.BlockPublicAcls) && aws.ToBool(got.IgnorePublicAcls) && aws.ToBool(got.BlockPublicPolicy) && aws.ToBool(got.RestrictPublicBuckets) {
+			return false, nil
+		}
+	} else if !hasCode(err, "NoSuchPublicAccessBlockConfiguration") {
+		return false, err
+	}
+	_, err = c.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: bucket, PublicAccessBlockConfiguration: want})
+	return true, err
+}
+
+func ensureOwnership(ctx context.Context, c S3, bucket *string) (bool, error) {
+	out, err := c.GetBucketOwnershipControls(ctx, &s3.GetBucketOwnershipControlsInput{Bucket: bucket})
+	if err == nil && out.OwnershipControls != nil && len(out.OwnershipControls.Rules) == 1 &&
+		out.OwnershipControls.Rules[0].ObjectOwnership == s3types.ObjectOwnershipBucketOwnerEnforced {
+		return false, nil
+	}
+	if err != nil && !hasCode(err, "OwnershipControlsNotFoundError") {
+		return false, err
+	}
+	_, err = c.PutBucketOwnershipControls(ctx, &s3.PutBucketOwnershipControlsInput{Bucket: bucket, OwnershipControls: &s3types.OwnershipControls{
+		Rules: []s3types.OwnershipControlsRule{{ObjectOwnership: s3types.ObjectOwnershipBucketOwnerEnforced}},
+	}})
+	return true, err
+}
+
+func ensureVersioning(ctx context.Context, c S3, bucket *string) (bool, error) {
+	out, err := c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: bucket})
+	if err != nil {
+		return false, err
+	}
+	if out.Status == s3types.BucketVersioningStatusEnabled {
+		return false, nil
+	}
+	_, err = c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: bucket, VersioningConfiguration: &s3types.VersioningConfiguration{
+		Status: s3types.BucketVersioningStatusEnabled,
+	}})
+	return true, err
+}
+
+func ensureEncryption(ctx context.Context, c S3, bucket *string, keyARN string) (bool, error) {
+	want := s3types.ServerSideEncryptionRule{
+		ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{
+			SSEAlgorithm:   s3types.ServerSideEncryptionAwsKms,
+			KMSMasterKeyID: aws.String(keyARN),
+		},
+		BucketKeyEnabled: aws.Bool(true),
+	}
+	out, err := c.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: bucket})
+	if err == nil && out.ServerSideEncryptionConfiguration != nil && len(out.ServerSideEncryptionConfiguration.Rules) == 1 {
+		got := out.ServerSideEncryptionConfiguration.Rules[0]
+		if d := got.ApplyServerSideEncryptionByDefault; d != nil && d.SSEAlgorithm == s3types.ServerSideEncryptionAwsKms &&
+			aws.ToString(d.KMSMasterKeyID) == keyARN && aws.ToBool(got.BucketKeyEnabled) {
+			return false, nil
+		}
+	}
+	if err != nil && !hasCode(err, "ServerSideEncryptionConfigurationNotFoundError") {
+		return false, err
+	}
+	_, err = c.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: bucket, ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{
+		Rules: []s3types.ServerSideEncryptionRule{want},
+	}})
+	return true, err
+}
+
+func ensurePolicy(ctx context.Context, c S3, bucket *string, policy string) (bool, error) {
+	out, err := c.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: bucket})
+	if err == nil && sameJSON(aws.ToString(out.Policy), policy) {
+		return false, nil
+	}
+	if err != nil && !hasCode(err, "NoSuchBucketPolicy") {
+		return false, err
+	}
+	_, err = c.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: bucket, Policy: aws.String(policy)})
+	return true, err
+}
+
+func ensureReplication(ctx context.Context, c S3, bucket *string, r *Replication) (bool, error) {
+	want := &s3types.ReplicationConfiguration{
+		Role: aws.String(r.RoleARN),
+		Rules: []s3types.ReplicationRule{{
+			ID:                      aws.String("workspace-replica"),
+			Priority:                aws.Int32(1),
+			Status:                  s3types.ReplicationRuleStatusEnabled,
+			Filter:                  &s3types.ReplicationRuleFilter{Prefix: aws.String("")},
+			DeleteMarkerReplication: &s3types.DeleteMarkerReplication{Status: s3types.DeleteMarkerReplicationStatusEnabled},
+			SourceSelectionCriteria: &s3types.SourceSelectionCriteria{SseKmsEncryptedObjects: &s3types.SseKmsEncryptedObjects{Status: s3types.SseKmsEncryptedObjectsStatusEnabled}},
+			Destination: &s3types.Destination{
+				Bucket:                  aws.String("arn:aws:s3:::" + r.DestinationBucket),
+				EncryptionConfiguration: &s3types.EncryptionConfiguration{ReplicaKmsKeyID: aws.String(r.DestinationKeyARN)},
+			},
+		}},
+	}
+	out, err := c.GetBucketReplication(ctx, &s3.GetBucketReplicationInput{Bucket: bucket})
+	if err == nil && sameReplication(out.ReplicationConfiguration, want) {
+		return false, nil
+	}
+	if err != nil && !hasCode(err, "ReplicationConfigurationNotFoundError") {
+		return false, err
+	}
+	_, err = c.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: bucket, ReplicationConfiguration: want})
+	return true, err
+}
+
+func sameReplication(got, want *s3types.ReplicationConfiguration) bool {
+	if got == nil || len(got.Rules) != 1 || aws.ToString(got.Role) != aws.ToString(want.Role) {
+		return false
+	}
+	g, w := got.Rules[0], want.Rules[0]
+	return g.Status == w.Status && g.Destination != nil && g.Destination.EncryptionConfiguration != nil &&
+		aws.ToString(g.Destination.Bucket) == aws.ToString(w.Destination.Bucket) &&
+		aws.ToString(g.Destination.EncryptionConfiguration.ReplicaKmsKeyID) == aws.ToString(w.Destination.EncryptionConfiguration.ReplicaKmsKeyID)
+}
+
+// bucketPolicy denies any request over plain HTTP and any upload that names an encryption
+// other than SSE-KMS with the workspace key. Uploads that name none get the bucket's
+// default encryption, which is that key.
+func bucketPolicy(bucket, keyARN string) string {
+	bucketARN := "arn:aws:s3:::" + bucket
+	policy := map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []map[string]any{
+			{
+				"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+				"Resource":  []string{bucketARN, bucketARN + "/*"},
+				"Condition": map[string]any{"Bool": map[string]string{"aws:SecureTransport": "false"}},
+			},
+			{
+				"Sid": "DenyUploadsNotEncryptedWithKMS", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+				"Resource":  bucketARN + "/*",
+				"Condition": map[string]any{"StringNotEqualsIfExists": map[string]string{"s3:x-amz-server-side-encryption": "aws:kms"}},
+			},
+			{
+				"Sid": "DenyUploadsUnderOtherKeys", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+				"Resource":  bucketARN + "/*",
+				"Condition": map[string]any{"StringNotEqualsIfExists": map[string]string{"s3:x-amz-server-side-encryption-aws-kms-key-id": keyARN}},
+			},
+		},
+	}
+	out, err := json.Marshal(policy)
+	if err != nil {
+		panic(fmt.Sprintf("marshal bucket policy: %v", err)) // static shape; cannot fail
+	}
+	return string(out)
+}
