@@ -139,8 +139,11 @@ func TestEnsureKeyRepairsDrift(t *testing.T) {
 		wantRepaired []string
 	}{
 		{
-			name:         "disabled",
-			drift:        func(c *kms.Client, id *string) error { _, err := c.DisableKey(ctx, &kms.DisableKeyInput{KeyId: id}); return err },
+			name: "disabled",
+			drift: func(c *kms.Client, id *string) error {
+				_, err := c.DisableKey(ctx, &kms.DisableKeyInput{KeyId: id})
+				return err
+			},
 			wantRepaired: []string{"key enabled"},
 		},
 		{
