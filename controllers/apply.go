@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -67,19 +66,22 @@ func prune[L client.ObjectList](ctx context.Context, r *WorkspaceReconciler, ws 
 	if err := r.List(ctx, list, client.InNamespace(namespace), selector); err != nil {
 		return fmt.Errorf("list %T: %w", list, err)
 	}
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return fmt.Errorf("extract %T: %w", list, err)
+	}
 	var errs []error
-	_ = meta.EachListItem(list, func(item runtime.Object) error {
+	for _, item := range items {
 		obj := item.(client.Object)
 		if keep(obj) {
-			return nil
+			continue
 		}
 		if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
 			errs = append(errs, fmt.Errorf("delete %s: %w", objectRef(obj), err))
-			return nil
+			continue
 		}
 		logf.FromContext(ctx).Info("pruned", "kind", kindOf(r, obj), "namespace", obj.GetNamespace(), "name", obj.GetName())
-		return nil
-	})
+	}
 	return errors.Join(errs...)
 }
 

@@ -62,17 +62,6 @@ func (e *env) keysIn(region string) []awsemu.KeySnapshot {
 	return e.emu.Keys(region)
 }
 
-func (e *env) bucket(t *testing.T, name string) awsemu.BucketSnapshot {
-	t.Helper()
-	for _, b := range e.emu.Buckets() {
-		if b.Name == name {
-			return b
-		}
-	}
-	t.Fatalf("no bucket %s", name)
-	return awsemu.BucketSnapshot{}
-}
-
 func ensureKey(t *testing.T, e *env, req cloud.KeyRequest) cloud.Key {
 	t.Helper()
 	key, err := e.keys.Ensure(context.Background(), req)

@@ -45,8 +45,11 @@ func CertManagerCRDDir() (string, error) {
 		return "", fmt.Errorf("download module %s: %w", CertManagerModule, err)
 	}
 	var module struct{ Dir string }
-	if err := json.Unmarshal(out, &module); err != nil || module.Dir == "" {
-		return "", fmt.Errorf("locate module %s in %q: %v", CertManagerModule, out, err)
+	if err := json.Unmarshal(out, &module); err != nil {
+		return "", fmt.Errorf("parse location of module %s: %w", CertManagerModule, err)
+	}
+	if module.Dir == "" {
+		return "", fmt.Errorf("module %s has no directory in %q", CertManagerModule, out)
 	}
 	return filepath.Join(module.Dir, "deploy", "crds"), nil
 }

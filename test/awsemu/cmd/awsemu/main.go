@@ -28,12 +28,16 @@ import (
 const shutdownGrace = 5 * time.Second
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := runUntilSignalled(); err != nil {
 		fmt.Fprintln(os.Stderr, "awsemu:", err)
 		os.Exit(1)
 	}
+}
+
+func runUntilSignalled() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 
 // run starts the emulator, announces its URL on stdout and serves until ctx
@@ -61,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 	if *certFile != "" {
 		if err := os.WriteFile(*certFile, srv.CertificatePEM(), 0o644); err != nil {
 			return fmt.Errorf("write certificate: %w", err)
