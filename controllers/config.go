@@ -33,6 +33,34 @@ type Config struct {
 	// StalledRetryInterval is how long to wait before retrying a Workspace that cannot make
 	// progress until someone changes its spec or the cluster.
 	StalledRetryInterval time.Duration
+
+	// Storage is where and how workspace data is encrypted at rest.
+	Storage StorageConfig
+}
+
+// StorageConfig places a workspace's keys and buckets in AWS and its volumes on an
+// encrypted StorageClass.
+type StorageConfig struct {
+	// ClusterName is written into every AWS resource's tags, so that several clusters can
+	// share an account without ever adopting each other's keys or buckets.
+	ClusterName string
+	// Region holds the primary key and bucket.
+	Region string
+	// ReplicaRegion, when set, holds a second key and a replica bucket.
+	ReplicaRegion string
+	// ReplicationRoleARN is the IAM role S3 replication assumes; required with ReplicaRegion.
+	ReplicationRoleARN string
+	// DriftCheckInterval is how often AWS settings are read back and repaired. Each check
+	// is jittered by up to a fifth of it so that workspaces do not check in lockstep.
+	DriftCheckInterval time.Duration
+	// Provisioner and Parameters make the encrypted StorageClass; KeyParameter is the
+	// parameter that receives the key ARN.
+	Provisioner  string
+	Parameters   map[string]string
+	KeyParameter string
+	// WorkloadRoleARNTemplate, a text/template over .Workspace, .Namespace and .Cluster,
+	// gives the IAM role the workspace's ServiceAccount assumes. Empty leaves it unset.
+	WorkloadRoleARNTemplate string
 }
 
 // DefaultConfig is the configuration the operator runs with when no flag overrides it.
@@ -45,6 +73,13 @@ func DefaultConfig() Config {
 		DefaultIssuer:        tenancyv1alpha1.IssuerReference{Name: "letsencrypt", Kind: "ClusterIssuer", Group: "cert-manager.io"},
 		OwnerClusterRole:     "workspace-owner",
 		StalledRetryInterval: 5 * time.Minute,
+		Storage: StorageConfig{
+			ClusterName:        "default",
+			DriftCheckInterval: 10 * time.Minute,
+			Provisioner:        "ebs.csi.aws.com",
+			Parameters:         map[string]string{"type": "gp3"},
+			KeyParameter:       "kmsKeyId",
+		},
 	}
 }
 
@@ -69,6 +104,25 @@ func (c Config) Validate() error {
 	}
 	if c.StalledRetryInterval <= 0 {
 		return fmt.Errorf("stalled retry interval must be positive")
+	}
+	return c.Storage.validate()
+}
+
+func (s StorageConfig) validate() error {
+	switch {
+	case s.ClusterName == "":
+		return fmt.Errorf("cluster name must be set: it tags every AWS resource")
+	case s.ReplicaRegion != "" && s.ReplicaRegion == s.Region:
+		return fmt.Errorf("replica region %s must differ from the primary region", s.ReplicaRegion)
+	case s.ReplicaRegion != "" && s.ReplicationRoleARN == "":
+		return fmt.Errorf("a replica region needs the IAM role S3 replication assumes")
+	case s.DriftCheckInterval < time.Minute:
+		return fmt.Errorf("AWS drift check interval %s is under a minute", s.DriftCheckInterval)
+	case s.Provisioner == "" || s.KeyParameter == "":
+		return fmt.Errorf("the StorageClass provisioner and key parameter must be set")
+	}
+	if _, err := parseRoleTemplate(s.WorkloadRoleARNTemplate); err != nil {
+		return err
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -35,6 +36,7 @@ type deletionStep struct {
 func (r *WorkspaceReconciler) deletionSteps() []deletionStep {
 	return []deletionStep{
 		{"DeleteNamespace", r.deleteNamespace},
+		{"DeleteStorageClass", r.deleteStorageClass},
 	}
 }
 
@@ -68,6 +70,7 @@ func (r *WorkspaceReconciler) reconcileDelete(ctx context.Context, ws *tenancyv1
 	}
 	r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "Deleted", "Delete",
 		"namespace %s is gone; releasing the finalizer", ws.Status.Namespace)
+	r.drift.forget(ws.UID)
 	return ctrl.Result{}, r.releaseFinalizer(ctx, ws)
 }
 
@@ -120,3 +123,23 @@ func (r *WorkspaceReconciler) releaseFinalizer(ctx context.Context, ws *tenancyv
 }
 
 var apiextensionsCRDKind = schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}
+
+// deleteStorageClass deletes the workspace's StorageClass once its namespace, and so every
+// claim using it, is gone. StorageClasses are cluster-scoped and outlive the namespace.
+func (r *WorkspaceReconciler) deleteStorageClass(ctx context.Context, ws *tenancyv1alpha1.Workspace) (bool, error) {
+	name := storageClassName(namespaceName(ws, r.Config.NamespacePrefix))
+	class := &storagev1.StorageClass{}
+	err := r.APIReader.Get(ctx, client.ObjectKey{Name: name}, class)
+	switch {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("read StorageClass %s: %w", name, err)
+	case !belongsTo(class, ws.Name):
+		return true, nil
+	}
+	if err := r.Delete(ctx, class, client.Preconditions{UID: &class.UID}); client.IgnoreNotFound(err) != nil {
+		return false, fmt.Errorf("delete StorageClass %s: %w", name, err)
+	}
+	return true, nil
+}

@@ -3,6 +3,7 @@ package controllers
 import (
 	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -31,6 +32,8 @@ func CacheOptions(cfg Config) cache.Options {
 		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{tenancyv1alpha1.ManagedByLabel: tenancyv1alpha1.ManagedByValue}),
 		ByObject: map[client.Object]cache.ByObject{
 			&tenancyv1alpha1.Workspace{}: {Label: labels.Everything()},
+			// Every class, not only the operator's: each workspace quota gives all others zero storage.
+			&storagev1.StorageClass{}: {Label: labels.Everything()},
 			&rbacv1.ClusterRole{}: {
 				Label: labels.Everything(),
 				Field: fields.OneTermEqualSelector("metadata.name", cfg.OwnerClusterRole),

@@ -42,6 +42,7 @@ func desiredNamespace(ws *tenancyv1alpha1.Workspace, name string) *corev1.Namesp
 	meta.Labels[podSecurityEnforceVersion] = "latest"
 	meta.Labels[podSecurityAudit] = podSecurityRestricted
 	meta.Labels[podSecurityWarn] = podSecurityRestricted
+	meta.Labels[tenancyv1alpha1.StorageClassLabel] = storageClassName(name)
 	return &corev1.Namespace{ObjectMeta: meta}
 }
 

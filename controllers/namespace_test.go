@@ -29,12 +29,13 @@ func TestNamespaceName(t *testing.T) {
 func TestDesiredNamespaceIsRestricted(t *testing.T) {
 	got := desiredNamespace(newTestWorkspace("acme"), "ws-acme")
 	want := map[string]string{
-		"app.kubernetes.io/managed-by":               "workspace-operator",
-		"tenancy.workspace-operator.io/workspace":    "acme",
-		"pod-security.kubernetes.io/enforce":         "restricted",
-		"pod-security.kubernetes.io/enforce-version": "latest",
-		"pod-security.kubernetes.io/audit":           "restricted",
-		"pod-security.kubernetes.io/warn":            "restricted",
+		"app.kubernetes.io/managed-by":                "workspace-operator",
+		"tenancy.workspace-operator.io/workspace":     "acme",
+		"pod-security.kubernetes.io/enforce":          "restricted",
+		"pod-security.kubernetes.io/enforce-version":  "latest",
+		"pod-security.kubernetes.io/audit":            "restricted",
+		"pod-security.kubernetes.io/warn":             "restricted",
+		"tenancy.workspace-operator.io/storage-class": "ws-acme-encrypted",
 	}
 	if diff := cmp.Diff(want, got.Labels); diff != "" {
 		t.Errorf("labels (-want +got):\n%s", diff)

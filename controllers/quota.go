@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -44,23 +45,47 @@ func quotaLimits(ws *tenancyv1alpha1.Workspace) (tenancyv1alpha1.QuotaLimits, st
 	return tiers[tier], string(tier)
 }
 
-// desiredResourceQuota caps the namespace's totals. It also forbids LoadBalancer and
-// NodePort services: a workspace is reached only through the ingress controller.
-func desiredResourceQuota(ws *tenancyv1alpha1.Workspace, namespace string) *corev1.ResourceQuota {
+// desiredResourceQuota caps the namespace's totals. It forbids LoadBalancer and NodePort
+// services (a workspace is reached only through the ingress controller) and gives every
+// StorageClass but the workspace's encrypted one zero storage, so that no volume escapes
+// the workspace key even if the admission policy were missing.
+func desiredResourceQuota(ws *tenancyv1alpha1.Workspace, namespace string, otherClasses []string) *corev1.ResourceQuota {
 	limits, _ := quotaLimits(ws)
+	zero := resource.MustParse("0")
+	hard := corev1.ResourceList{
+		corev1.ResourceRequestsCPU:           limits.CPU,
+		corev1.ResourceLimitsCPU:             limits.CPU,
+		corev1.ResourceRequestsMemory:        limits.Memory,
+		corev1.ResourceLimitsMemory:          limits.Memory,
+		corev1.ResourceRequestsStorage:       limits.Storage,
+		corev1.ResourcePods:                  *resource.NewQuantity(int64(limits.Pods), resource.DecimalSI),
+		corev1.ResourceServicesLoadBalancers: zero,
+		corev1.ResourceServicesNodePorts:     zero,
+	}
+	for _, class := range otherClasses {
+		hard[corev1.ResourceName(class+".storageclass.storage.k8s.io/requests.storage")] = zero
+		hard[corev1.ResourceName(class+".storageclass.storage.k8s.io/persistentvolumeclaims")] = zero
+	}
 	return &corev1.ResourceQuota{
 		ObjectMeta: objectMeta(ws, namespace, resourceQuotaName),
-		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{
-			corev1.ResourceRequestsCPU:           limits.CPU,
-			corev1.ResourceLimitsCPU:             limits.CPU,
-			corev1.ResourceRequestsMemory:        limits.Memory,
-			corev1.ResourceLimitsMemory:          limits.Memory,
-			corev1.ResourceRequestsStorage:       limits.Storage,
-			corev1.ResourcePods:                  *resource.NewQuantity(int64(limits.Pods), resource.DecimalSI),
-			corev1.ResourceServicesLoadBalancers: resource.MustParse("0"),
-			corev1.ResourceServicesNodePorts:     resource.MustParse("0"),
-		}},
+		Spec:       corev1.ResourceQuotaSpec{Hard: hard},
 	}
+}
+
+// otherStorageClasses lists every StorageClass but the workspace's own.
+func (r *WorkspaceReconciler) otherStorageClasses(ctx context.Context, namespace string) ([]string, error) {
+	var classes storagev1.StorageClassList
+	if err := r.List(ctx, &classes); err != nil {
+		return nil, fmt.Errorf("list StorageClasses: %w", err)
+	}
+	own := storageClassName(namespace)
+	var others []string
+	for _, class := range classes.Items {
+		if class.Name != own {
+			others = append(others, class.Name)
+		}
+	}
+	return others, nil
 }
 
 // desiredLimitRange gives containers defaults within the quota and caps a single container
@@ -92,8 +117,12 @@ func capped(want, ceiling corev1.ResourceList) corev1.ResourceList {
 
 // reconcileQuota applies the ResourceQuota and the LimitRange.
 func (r *WorkspaceReconciler) reconcileQuota(ctx context.Context, ws *tenancyv1alpha1.Workspace, namespace string) error {
-	quota := desiredResourceQuota(ws, namespace)
-	err := apply(ctx, r, ws, quota, func(live *corev1.ResourceQuota) {
+	otherClasses, err := r.otherStorageClasses(ctx, namespace)
+	if err != nil {
+		return failed("ResourceQuotaFailed", err)
+	}
+	quota := desiredResourceQuota(ws, namespace, otherClasses)
+	err = apply(ctx, r, ws, quota, func(live *corev1.ResourceQuota) {
 		mergeLabels(live, quota.Labels)
 		live.Spec = quota.Spec
 	})

@@ -50,7 +50,7 @@ func TestDesiredResourceQuota(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ws := newTestWorkspace("acme")
 			ws.Spec.Quota = tt.quota
-			got := desiredResourceQuota(ws, "ws-acme")
+			got := desiredResourceQuota(ws, "ws-acme", nil)
 			if diff := cmp.Diff(tt.wantHard, got.Spec.Hard, cmp.Comparer(func(a, b resource.Quantity) bool { return a.Cmp(b) == 0 })); diff != "" {
 				t.Errorf("hard (-want +got):\n%s", diff)
 			}
@@ -61,6 +61,21 @@ func TestDesiredResourceQuota(t *testing.T) {
 				t.Errorf("name = %s/%s", got.Namespace, got.Name)
 			}
 		})
+	}
+}
+
+func TestDesiredResourceQuotaZeroesOtherStorageClasses(t *testing.T) {
+	got := desiredResourceQuota(newTestWorkspace("acme"), "ws-acme", []string{"gp2", "standard"})
+	for _, name := range []corev1.ResourceName{
+		"gp2.storageclass.storage.k8s.io/requests.storage", "gp2.storageclass.storage.k8s.io/persistentvolumeclaims",
+		"standard.storageclass.storage.k8s.io/requests.storage", "standard.storageclass.storage.k8s.io/persistentvolumeclaims",
+	} {
+		if quantity, ok := got.Spec.Hard[name]; !ok || !quantity.IsZero() {
+			t.Errorf("%s = %v (set %t), want 0", name, quantity, ok)
+		}
+	}
+	if _, ok := got.Spec.Hard["ws-acme-encrypted.storageclass.storage.k8s.io/requests.storage"]; ok {
+		t.Error("the workspace's own class is capped at zero")
 	}
 }
 

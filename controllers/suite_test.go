@@ -8,10 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -21,7 +24,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+	"github.com/workspace-operator/workspace-operator/internal/cloud"
 	"github.com/workspace-operator/workspace-operator/internal/testenv"
+	"github.com/workspace-operator/workspace-operator/test/awsemu"
 )
 
 // The suite runs the reconciler in a manager against a real kube-apiserver and etcd
@@ -36,6 +41,14 @@ var (
 	k8sClient client.Client // direct, uncached: what the API server really holds
 	writes    atomic.Int64  // writes the operator made through its client
 	wsReads   atomic.Int64  // Workspace reads by the operator: one per reconcile
+	emu       *awsemu.Server
+	fakeClock *clocktesting.FakeClock // drives the AWS drift checks
+)
+
+// Regions of the emulated AWS account.
+const (
+	primaryRegion = "eu-west-1"
+	replicaRegion = "eu-central-1"
 )
 
 func TestControllers(t *testing.T) {
@@ -62,12 +75,19 @@ var _ = BeforeSuite(func() {
 	k8sClient, err = client.New(cfg, client.Options{Scheme: testScheme()})
 	Expect(err).NotTo(HaveOccurred())
 	applyFile(k8sClient, testenv.OwnerRoleFile())
+	applyFile(k8sClient, testenv.StorageClassPolicyFile())
 
+	emu, err = awsemu.Start(awsemu.Options{})
+	Expect(err).NotTo(HaveOccurred())
+	fakeClock = clocktesting.NewFakeClock(time.Now())
 	startOperator(cfg, testConfig())
 })
 
 var _ = AfterSuite(func() {
 	cancel()
+	if emu != nil {
+		Expect(emu.Close()).To(Succeed())
+	}
 	if testEnv != nil {
 		Expect(testEnv.Stop()).To(Succeed())
 	}
@@ -76,7 +96,23 @@ var _ = AfterSuite(func() {
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.StalledRetryInterval = 2 * time.Second
+	cfg.Storage.ClusterName = "envtest"
+	cfg.Storage.Region = primaryRegion
+	cfg.Storage.ReplicaRegion = replicaRegion
+	cfg.Storage.ReplicationRoleARN = "arn:aws:iam::000000000000:role/workspace-replication"
+	cfg.Storage.WorkloadRoleARNTemplate = "arn:aws:iam::000000000000:role/{{ .Cluster }}-{{ .Workspace }}"
 	return cfg
+}
+
+// awsServices are the operator's real AWS code, through the real SDK, against the emulator.
+func awsServices() (*cloud.Keys, *cloud.Buckets) {
+	kmsClients, s3Clients := map[string]cloud.KMS{}, map[string]cloud.S3{}
+	for _, region := range []string{primaryRegion, replicaRegion} {
+		awsConfig := cloud.Instrument(emu.AWSConfig(region))
+		kmsClients[region] = kms.NewFromConfig(awsConfig)
+		s3Clients[region] = s3.NewFromConfig(awsConfig, awsemu.UsePathStyle)
+	}
+	return cloud.NewKeys(kmsClients, "workspace-operator", ""), cloud.NewBuckets(s3Clients, "wso")
 }
 
 // startOperator runs the reconciler in a manager configured like main.go's, counting the
@@ -90,11 +126,15 @@ func startOperator(cfg *rest.Config, config Config) {
 	Expect(err).NotTo(HaveOccurred())
 
 	counted := &countingClient{Client: mgr.GetClient()}
+	keys, buckets := awsServices()
 	reconciler := &WorkspaceReconciler{
 		Client:    counted,
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("workspace-operator"),
 		Config:    config,
+		Keys:      keys,
+		Buckets:   buckets,
+		Clock:     fakeClock,
 	}
 	skipNameValidation := true
 	Expect(reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 4, SkipNameValidation: &skipNameValidation})).To(Succeed())

@@ -10,9 +10,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -23,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
 )
@@ -36,7 +40,14 @@ type WorkspaceReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Config    Config
+	// Keys and Buckets reach AWS; nil when the operator has no AWS region, in which case
+	// the storage concerns report that encryption is not configured.
+	Keys    KeyService
+	Buckets BucketService
+	// Clock times the AWS drift checks; the real clock when nil.
+	Clock clock.PassiveClock
 
+	drift            *driftSchedule
 	cache            cache.Cache
 	controller       controller.Controller
 	certificateWatch struct {
@@ -60,6 +71,8 @@ type concern struct {
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=get;list;watch
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=bind,resourceNames=workspace-owner
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -101,6 +114,8 @@ func (r *WorkspaceReconciler) reconcileNormal(ctx context.Context, ws *tenancyv1
 		return r.finish(ctx, ws, err)
 	}
 
+	awsDue := r.drift.due(ws)
+	ctx = withAWSCheck(ctx, awsDue)
 	var errs []error
 	for _, c := range r.concerns() {
 		if err := c.reconcile(ctx, ws, namespace); err != nil {
@@ -108,6 +123,10 @@ func (r *WorkspaceReconciler) reconcileNormal(ctx context.Context, ws *tenancyv1
 			reconcileErrors.WithLabelValues(c.condition).Inc()
 			errs = append(errs, fmt.Errorf("%s: %w", c.condition, err))
 		}
+	}
+	if awsDue && meta.IsStatusConditionTrue(ws.Status.Conditions, tenancyv1alpha1.ConditionEncryptionReady) &&
+		meta.IsStatusConditionTrue(ws.Status.Conditions, tenancyv1alpha1.ConditionBucketReady) {
+		r.drift.checked(ws.UID)
 	}
 	return r.finish(ctx, ws, errors.Join(errs...))
 }
@@ -118,6 +137,8 @@ func (r *WorkspaceReconciler) concerns() []concern {
 		{tenancyv1alpha1.ConditionQuotaApplied, r.reconcileQuota},
 		{tenancyv1alpha1.ConditionAccessGranted, r.reconcileAccess},
 		{tenancyv1alpha1.ConditionCertificateReady, r.reconcileCertificate},
+		{tenancyv1alpha1.ConditionEncryptionReady, r.reconcileEncryption},
+		{tenancyv1alpha1.ConditionBucketReady, r.reconcileBuckets},
 	}
 }
 
@@ -129,7 +150,8 @@ func (r *WorkspaceReconciler) finish(ctx context.Context, ws *tenancyv1alpha1.Wo
 	case err == nil:
 		summarize(ws, nil)
 		ws.Status.ObservedGeneration = ws.Generation
-		return ctrl.Result{}, nil
+		// Come back for the next AWS drift check; Kubernetes drift arrives through watches.
+		return ctrl.Result{RequeueAfter: r.drift.until(ws.UID)}, nil
 	case isTerminal(err) && !hasTransient(err):
 		summarize(ws, err)
 		ws.Status.ObservedGeneration = ws.Generation
@@ -176,6 +198,10 @@ func (r *WorkspaceReconciler) SetupWithManager(mgr ctrl.Manager, options control
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	r.cache = mgr.GetCache()
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	r.drift = newDriftSchedule(r.Config.Storage.DriftCheckInterval, r.Clock)
 	toWorkspace := handler.EnqueueRequestsFromMapFunc(workspaceForObject)
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&tenancyv1alpha1.Workspace{}, builder.WithPredicates(predicate.Or(
@@ -187,6 +213,8 @@ func (r *WorkspaceReconciler) SetupWithManager(mgr ctrl.Manager, options control
 		Watches(&corev1.ResourceQuota{}, toWorkspace, builder.WithPredicates(quotaSpecChanged{})).
 		Watches(&corev1.LimitRange{}, toWorkspace).
 		Watches(&rbacv1.RoleBinding{}, toWorkspace).
+		Watches(&corev1.ServiceAccount{}, toWorkspace).
+		Watches(&storagev1.StorageClass{}, handler.EnqueueRequestsFromMapFunc(r.workspacesForStorageClass)).
 		WithOptions(options).
 		Build(r)
 	if err != nil {
@@ -215,4 +243,23 @@ func (quotaSpecChanged) Update(e event.UpdateEvent) bool {
 	}
 	return !equality.Semantic.DeepEqual(old.Spec, updated.Spec) ||
 		!equality.Semantic.DeepEqual(old.Labels, updated.Labels)
+}
+
+// workspacesForStorageClass maps a workspace's own StorageClass to its Workspace, and any
+// other StorageClass to every Workspace: each quota gives every other class zero storage,
+// so a class appearing or going changes them all.
+func (r *WorkspaceReconciler) workspacesForStorageClass(ctx context.Context, obj client.Object) []reconcile.Request {
+	if requests := workspaceForObject(ctx, obj); requests != nil {
+		return requests
+	}
+	var list tenancyv1alpha1.WorkspaceList
+	if err := r.List(ctx, &list); err != nil {
+		logf.FromContext(ctx).Error(err, "list Workspaces for a StorageClass change", "storageClass", obj.GetName())
+		return nil
+	}
+	requests := make([]reconcile.Request, 0, len(list.Items))
+	for _, ws := range list.Items {
+		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ws)})
+	}
+	return requests
 }

@@ -246,7 +246,14 @@ const (
 	ConditionQuotaApplied     = "QuotaApplied"
 	ConditionAccessGranted    = "AccessGranted"
 	ConditionCertificateReady = "CertificateReady"
+	ConditionEncryptionReady  = "EncryptionReady"
+	ConditionBucketReady      = "BucketReady"
 )
+
+// StorageClassLabel on a workspace namespace names the only StorageClass its
+// PersistentVolumeClaims may use; the workspace-storage-class ValidatingAdmissionPolicy
+// enforces it.
+const StorageClassLabel = "tenancy.workspace-operator.io/storage-class"
 
 // WorkspaceStatus is the observed state of a Workspace.
 type WorkspaceStatus struct {
@@ -281,6 +288,72 @@ type WorkspaceStatus struct {
 	// Certificate is the workspace's HTTPS certificate.
 	// +optional
 	Certificate *CertificateStatus `json:"certificate,omitempty"`
+
+	// Encryption describes the workspace's KMS keys and encrypted StorageClass.
+	// +optional
+	Encryption *EncryptionStatus `json:"encryption,omitempty"`
+
+	// Storage describes the workspace's S3 buckets and workload identity.
+	// +optional
+	Storage *StorageStatus `json:"storage,omitempty"`
+}
+
+// EncryptionStatus describes the keys that encrypt a workspace's data at rest.
+type EncryptionStatus struct {
+	// Keys are the workspace's customer-managed KMS keys, the primary region's first.
+	// +optional
+	// +listType=map
+	// +listMapKey=region
+	Keys []KeyStatus `json:"keys,omitempty"`
+
+	// StorageClassName is the only StorageClass the workspace's volumes may use; it
+	// encrypts them with the primary key.
+	// +optional
+	StorageClassName string `json:"storageClassName,omitempty"`
+
+	// KeyCreationStartedAt is set before the operator first asks KMS for a key, so that a
+	// key whose creation was interrupted is found and adopted rather than created twice.
+	// +optional
+	KeyCreationStartedAt *metav1.Time `json:"keyCreationStartedAt,omitempty"`
+}
+
+// KeyStatus is one workspace key.
+type KeyStatus struct {
+	// Region of the key.
+	Region string `json:"region"`
+	// ARN of the key.
+	ARN string `json:"arn"`
+	// Alias of the key.
+	Alias string `json:"alias"`
+	// State of the key in KMS, e.g. Enabled or PendingDeletion.
+	State string `json:"state"`
+}
+
+// StorageStatus describes where a workspace's uploaded files live.
+type StorageStatus struct {
+	// Buckets are the workspace's S3 buckets, the primary first, then its replica.
+	// +optional
+	// +listType=map
+	// +listMapKey=region
+	Buckets []BucketStatus `json:"buckets,omitempty"`
+
+	// ServiceAccountName is the ServiceAccount whose pods may use the buckets and keys.
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
+	// RoleARN is the IAM role that ServiceAccount assumes (IRSA / EKS Pod Identity).
+	// +optional
+	RoleARN string `json:"roleARN,omitempty"`
+}
+
+// BucketStatus is one workspace bucket.
+type BucketStatus struct {
+	// Name of the bucket.
+	Name string `json:"name"`
+	// Region of the bucket.
+	Region string `json:"region"`
+	// Role is Primary or Replica.
+	Role string `json:"role"`
 }
 
 // NetworkStatus describes the workspace's firewall.
@@ -322,6 +395,9 @@ type CertificateStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.status.namespace`
+// +kubebuilder:printcolumn:name="Encrypted",type=string,JSONPath=`.status.conditions[?(@.type=="EncryptionReady")].status`
+// +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.status.encryption.keys[0].state`,priority=1
+// +kubebuilder:printcolumn:name="Bucket",type=string,JSONPath=`.status.storage.buckets[0].name`,priority=1
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label (lower-case letters, digits and '-'): it names the workspace's namespace"

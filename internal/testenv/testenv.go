@@ -30,6 +30,12 @@ func OwnerRoleFile() string {
 	return filepath.Join(RepoRoot(), "config", "rbac", "workspace_owner_role.yaml")
 }
 
+// StorageClassPolicyFile is the ValidatingAdmissionPolicy that keeps workspace volumes on
+// the workspace's encrypted StorageClass.
+func StorageClassPolicyFile() string {
+	return filepath.Join(RepoRoot(), "config", "admission", "storage_class_policy.yaml")
+}
+
 // SamplesFile holds the sample Workspaces.
 func SamplesFile() string {
 	return filepath.Join(RepoRoot(), "config", "samples", "tenancy_v1alpha1_workspace.yaml")

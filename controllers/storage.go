@@ -1,0 +1,189 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"unicode"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+	"github.com/workspace-operator/workspace-operator/internal/cloud"
+)
+
+// KeyService provisions a workspace's KMS keys (cloud.Keys in production).
+type KeyService interface {
+	Ensure(ctx context.Context, req cloud.KeyRequest) (cloud.Key, error)
+}
+
+// storageClassName is the workspace's encrypted StorageClass.
+func storageClassName(namespace string) string {
+	return namespace + "-encrypted"
+}
+
+// desiredStorageClass encrypts every volume of the workspace with its own key. Volumes
+// are deleted with their claims, so deleting the namespace deletes the data.
+func desiredStorageClass(ws *tenancyv1alpha1.Workspace, namespace, keyARN string, cfg StorageConfig) *storagev1.StorageClass {
+	parameters := maps.Clone(cfg.Parameters)
+	if parameters == nil {
+		parameters = map[string]string{}
+	}
+	parameters["encrypted"] = "true"
+	parameters[cfg.KeyParameter] = keyARN
+	return &storagev1.StorageClass{
+		ObjectMeta:           objectMeta(ws, "", storageClassName(namespace)),
+		Provisioner:          cfg.Provisioner,
+		Parameters:           parameters,
+		ReclaimPolicy:        ptr.To(corev1.PersistentVolumeReclaimDelete),
+		AllowVolumeExpansion: ptr.To(true),
+		VolumeBindingMode:    ptr.To(storagev1.VolumeBindingWaitForFirstConsumer),
+	}
+}
+
+// regions lists the regions a workspace's keys and buckets live in, the primary first.
+func (c StorageConfig) regions() []string {
+	if c.ReplicaRegion == "" {
+		return []string{c.Region}
+	}
+	return []string{c.Region, c.ReplicaRegion}
+}
+
+func (c StorageConfig) owner(ws *tenancyv1alpha1.Workspace) cloud.Owner {
+	return cloud.Owner{Cluster: c.ClusterName, Workspace: ws.Name}
+}
+
+// reconcileEncryption makes sure the workspace's keys exist and are usable in every
+// region, then binds its volumes to them through the encrypted StorageClass.
+func (r *WorkspaceReconciler) reconcileEncryption(ctx context.Context, ws *tenancyv1alpha1.Workspace, namespace string) error {
+	if r.Keys == nil {
+		return errAWSNotConfigured
+	}
+	if ws.Status.Encryption == nil {
+		ws.Status.Encryption = &tenancyv1alpha1.EncryptionStatus{}
+	}
+	if awsCheckDue(ctx) {
+		for _, region := range r.Config.Storage.regions() {
+			if err := r.ensureKey(ctx, ws, region); err != nil {
+				return err
+			}
+		}
+	}
+
+	primary := findKey(ws, r.Config.Storage.Region)
+	if primary == nil {
+		return failed("KeyPending", errors.New("the workspace key has not been created yet"))
+	}
+	class := desiredStorageClass(ws, namespace, primary.ARN, r.Config.Storage)
+	if err := r.applyStorageClass(ctx, ws, class); err != nil {
+		return failed("StorageClassFailed", fmt.Errorf("apply StorageClass %s: %w", class.Name, err))
+	}
+	ws.Status.Encryption.StorageClassName = class.Name
+	setCondition(ws, tenancyv1alpha1.ConditionEncryptionReady, metav1.ConditionTrue, "KeysEnabled",
+		fmt.Sprintf("volumes (StorageClass %s) and files are encrypted with KMS key %s, rotated yearly", class.Name, primary.ARN))
+	return nil
+}
+
+// ensureKey provisions or checks the key in one region and records it in status.
+func (r *WorkspaceReconciler) ensureKey(ctx context.Context, ws *tenancyv1alpha1.Workspace, region string) error {
+	encryption := ws.Status.Encryption
+	key, err := r.Keys.Ensure(ctx, cloud.KeyRequest{
+		Owner:         r.Config.Storage.owner(ws),
+		Region:        region,
+		MayHaveOrphan: encryption.KeyCreationStartedAt != nil && findKey(ws, region) == nil,
+		BeforeCreate:  func(ctx context.Context) error { return r.markKeyCreation(ctx, ws) },
+	})
+	if err != nil {
+		return awsFailure("KMS", fmt.Errorf("key in %s: %w", region, err))
+	}
+	if len(key.Repaired) > 0 {
+		r.Recorder.Eventf(ws, nil, corev1.EventTypeWarning, "AWSDriftRepaired", "Repair",
+			"KMS key %s in %s was changed outside the operator and has been restored: %v", key.ARN, region, key.Repaired)
+	}
+	if key.Created {
+		r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "KeyCreated", "Create", "created KMS key %s (%s) in %s", key.ARN, key.Alias, region)
+	}
+	status := tenancyv1alpha1.KeyStatus{Region: region, ARN: key.ARN, Alias: key.Alias, State: key.State}
+	if existing := findKey(ws, region); existing != nil {
+		*existing = status
+	} else {
+		encryption.Keys = append(encryption.Keys, status)
+	}
+	return nil
+}
+
+// markKeyCreation persists, before CreateKey, that a key may exist from now on. It is the
+// one status write outside the end of a reconcile: it must be durable before the key is.
+func (r *WorkspaceReconciler) markKeyCreation(ctx context.Context, ws *tenancyv1alpha1.Workspace) error {
+	if ws.Status.Encryption.KeyCreationStartedAt != nil {
+		return nil
+	}
+	base := ws.DeepCopy()
+	marked := ws.DeepCopy()
+	now := metav1.Now()
+	marked.Status.Encryption.KeyCreationStartedAt = &now
+	if err := r.Status().Patch(ctx, marked, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("record key creation: %w", err)
+	}
+	ws.Status.Encryption.KeyCreationStartedAt = &now
+	return nil
+}
+
+func findKey(ws *tenancyv1alpha1.Workspace, region string) *tenancyv1alpha1.KeyStatus {
+	if ws.Status.Encryption == nil {
+		return nil
+	}
+	for i := range ws.Status.Encryption.Keys {
+		if ws.Status.Encryption.Keys[i].Region == region {
+			return &ws.Status.Encryption.Keys[i]
+		}
+	}
+	return nil
+}
+
+// applyStorageClass creates the StorageClass or replaces it when its parameters changed:
+// they are immutable. Volumes already provisioned keep their key.
+func (r *WorkspaceReconciler) applyStorageClass(ctx context.Context, ws *tenancyv1alpha1.Workspace, class *storagev1.StorageClass) error {
+	live := &storagev1.StorageClass{}
+	err := r.Get(ctx, client.ObjectKeyFromObject(class), live)
+	if err == nil && (live.Provisioner != class.Provisioner || !maps.Equal(live.Parameters, class.Parameters) ||
+		ptr.Deref(live.ReclaimPolicy, "") != *class.ReclaimPolicy || ptr.Deref(live.VolumeBindingMode, "") != *class.VolumeBindingMode) {
+		if err := r.Delete(ctx, live); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	}
+	return apply(ctx, r, ws, class, func(live *storagev1.StorageClass) {
+		mergeLabels(live, class.Labels)
+		live.AllowVolumeExpansion = class.AllowVolumeExpansion
+	})
+}
+
+var errAWSNotConfigured = stalled("AWSNotConfigured",
+	"the operator has no AWS region (--aws-region), so the workspace's volumes and files cannot be encrypted with a key of its own")
+
+// awsFailure turns an AWS error into a concern error: terminal when a human must fix IAM
+// or configuration (the AWS error code says what), transient otherwise.
+func awsFailure(service string, err error) error {
+	code := cloud.ErrorCode(err)
+	if cloud.IsTerminal(err) {
+		return stalled("AWS"+reasonSafe(code), "%s refused the operator (%s): %v; fix the operator's IAM permissions or AWS configuration", service, code, err)
+	}
+	return failed(service+"Unavailable", err)
+}
+
+// reasonSafe keeps the letters and digits of an AWS error code (which may contain dots),
+// as condition reasons allow no others.
+func reasonSafe(code string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			return r
+		}
+		return -1
+	}, code)
+}
