@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -26,6 +28,7 @@ import (
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
 	"github.com/workspace-operator/workspace-operator/controllers"
+	"github.com/workspace-operator/workspace-operator/internal/cloud"
 )
 
 func main() {
@@ -52,6 +55,11 @@ type options struct {
 	defaultIssuer           string
 	ingressNamespaces       string
 	dnsPodLabels            string
+	storageParameters       string
+	awsEndpoint             string
+	kmsAliasPrefix          string
+	kmsKeyPolicyFile        string
+	bucketPrefix            string
 	config                  controllers.Config
 	zap                     zap.Options
 }
@@ -75,6 +83,20 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.defaultIssuer, "default-issuer", "ClusterIssuer/"+defaults.DefaultIssuer.Name, "cert-manager issuer for workspaces that name none, as Kind/name (Issuer or ClusterIssuer).")
 	fs.StringVar(&o.config.OwnerClusterRole, "owner-cluster-role", defaults.OwnerClusterRole, "ClusterRole bound to workspace owners in their namespace.")
 	fs.DurationVar(&o.config.StalledRetryInterval, "stalled-retry-interval", defaults.StalledRetryInterval, "How long to wait before retrying a workspace that needs a human to fix its spec or the cluster.")
+	storage := &o.config.Storage
+	fs.StringVar(&storage.ClusterName, "cluster-name", defaults.Storage.ClusterName, "Name of this cluster, tagged on every AWS resource so that clusters sharing an account never adopt each other's.")
+	fs.StringVar(&storage.Region, "aws-region", "", "AWS region of the workspaces' primary keys and buckets. Without it, workspaces report that encryption is not configured.")
+	fs.StringVar(&storage.ReplicaRegion, "aws-replica-region", "", "Second AWS region holding a replica bucket and key per workspace.")
+	fs.StringVar(&storage.ReplicationRoleARN, "replication-role-arn", "", "IAM role S3 replication assumes; required with --aws-replica-region.")
+	fs.StringVar(&o.awsEndpoint, "aws-endpoint-url", "", "Endpoint for every AWS service, for VPC endpoints or a local emulator; empty uses AWS's.")
+	fs.DurationVar(&storage.DriftCheckInterval, "aws-drift-check-interval", defaults.Storage.DriftCheckInterval, "How often each workspace's keys and buckets are read back from AWS and repaired (jittered).")
+	fs.StringVar(&o.kmsAliasPrefix, "kms-alias-prefix", "workspace-operator", "Workspace keys get the alias alias/<prefix>/<workspace>.")
+	fs.StringVar(&o.kmsKeyPolicyFile, "kms-key-policy-file", "", "JSON key policy for workspace keys; empty keeps KMS's default policy.")
+	fs.StringVar(&o.bucketPrefix, "bucket-prefix", "wso", "Prefix of workspace bucket names, which must be unique across AWS.")
+	fs.StringVar(&storage.Provisioner, "storage-provisioner", defaults.Storage.Provisioner, "CSI provisioner of the workspaces' encrypted StorageClasses.")
+	fs.StringVar(&o.storageParameters, "storage-parameters", labels.Set(defaults.Storage.Parameters).String(), "Comma-separated key=value parameters of the encrypted StorageClasses.")
+	fs.StringVar(&storage.KeyParameter, "storage-kms-key-parameter", defaults.Storage.KeyParameter, "StorageClass parameter that receives the workspace key ARN.")
+	fs.StringVar(&storage.WorkloadRoleARNTemplate, "workload-role-arn-template", "", "Go template of the IAM role ARN a workspace's ServiceAccount assumes, over .Workspace, .Namespace and .Cluster.")
 	o.zap.BindFlags(fs)
 	config.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -87,6 +109,11 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--dns-pod-labels: %w", err)
 	}
 	o.config.DNSPodLabels = podLabels
+	parameters, err := labels.ConvertSelectorToLabelsMap(o.storageParameters)
+	if err != nil {
+		return nil, fmt.Errorf("--storage-parameters: %w", err)
+	}
+	o.config.Storage.Parameters = parameters
 	kind, name, ok := strings.Cut(o.defaultIssuer, "/")
 	if !ok || (kind != "Issuer" && kind != "ClusterIssuer") || name == "" {
 		return nil, fmt.Errorf("--default-issuer %q: want Issuer/<name> or ClusterIssuer/<name>", o.defaultIssuer)
@@ -106,6 +133,36 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// awsServices builds the KMS and S3 clients, one per region, through the default
+// credential chain (IRSA or EKS Pod Identity in a cluster).
+func awsServices(ctx context.Context, o *options) (*cloud.Keys, *cloud.Buckets, error) {
+	policy := ""
+	if o.kmsKeyPolicyFile != "" {
+		data, err := os.ReadFile(o.kmsKeyPolicyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--kms-key-policy-file: %w", err)
+		}
+		policy = string(data)
+	}
+	kmsClients, s3Clients := map[string]cloud.KMS{}, map[string]cloud.S3{}
+	for _, region := range []string{o.config.Storage.Region, o.config.Storage.ReplicaRegion} {
+		if region == "" {
+			continue
+		}
+		cfg, err := cloud.LoadConfig(ctx, region, o.awsEndpoint)
+		if err != nil {
+			return nil, nil, err
+		}
+		kmsClients[region] = kms.NewFromConfig(cfg)
+		s3Clients[region] = s3.NewFromConfig(cfg, func(opts *s3.Options) {
+			// A custom endpoint (an emulator, some VPC endpoints) cannot host buckets as
+			// subdomains.
+			opts.UsePathStyle = o.awsEndpoint != ""
+		})
+	}
+	return cloud.NewKeys(kmsClients, o.kmsAliasPrefix, policy), cloud.NewBuckets(s3Clients, o.bucketPrefix), nil
 }
 
 // cacheSynced is ready once the informers have synced: before that the operator would
@@ -168,6 +225,15 @@ func run(args []string) error {
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("workspace-operator"),
 		Config:    o.config,
+	}
+	if o.config.Storage.Region != "" {
+		keys, buckets, err := awsServices(context.Background(), o)
+		if err != nil {
+			return err
+		}
+		reconciler.Keys, reconciler.Buckets = keys, buckets
+	} else {
+		log.Info("no --aws-region: workspaces will report that encryption is not configured")
 	}
 	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: o.maxConcurrentReconciles}); err != nil {
 		return fmt.Errorf("set up Workspace controller: %w", err)
