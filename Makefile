@@ -13,8 +13,14 @@ SHELL := /usr/bin/env bash -o pipefail
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
+HELM_VERSION ?= v3.22.0
+KUBE_SCORE_VERSION ?= v1.20.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+KUBE_SCORE ?= $(LOCALBIN)/kube-score-$(KUBE_SCORE_VERSION)
+# The Kubernetes version helm renders and lints for: the control plane's (hack/controlplane.sh).
+CHART_KUBE_VERSION ?= 1.37.1
 
 # Control-plane binaries for envtest, the e2e suite and make dev.
 ASSETS = $(shell hack/controlplane.sh)
@@ -28,9 +34,10 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRDs and the operator's ClusterRole from the markers.
+manifests: $(CONTROLLER_GEN) ## Generate the CRDs and the operator's ClusterRole from the markers, and copy them into the chart.
 	$(CONTROLLER_GEN) rbac:roleName=workspace-operator crd paths="./..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	hack/sync-chart.sh
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
@@ -38,9 +45,9 @@ generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files are not committed.
-	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config charts)" ]; then \
 		echo "generated files are stale; run 'make manifests generate' and commit:"; \
-		git status --porcelain -- api config; git diff -- api config | head -50; exit 1; fi
+		git status --porcelain -- api config charts; git diff -- api config charts | head -50; exit 1; fi
 
 .PHONY: fmt
 fmt: ## Format the code.
@@ -61,8 +68,8 @@ controlplane: ## Build (once, cached by version) etcd, kube-apiserver, kube-cont
 ##@ Test
 
 .PHONY: test
-test: verify-generated vet ## Run every test: unit and envtest suites, then the end-to-end suite.
-	KUBEBUILDER_ASSETS="$(ASSETS)" go test $(GO_TEST_FLAGS) ./...
+test: verify-generated vet $(HELM) $(KUBE_SCORE) ## Run every test: unit, envtest, chart and end-to-end suites.
+	KUBEBUILDER_ASSETS="$(ASSETS)" HELM="$(HELM)" KUBE_SCORE="$(KUBE_SCORE)" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no control plane.
@@ -71,6 +78,18 @@ test-unit: ## Run the tests that need no control plane.
 .PHONY: test-e2e
 test-e2e: ## Run only the end-to-end suite.
 	KUBEBUILDER_ASSETS="$(ASSETS)" go test $(GO_TEST_FLAGS) ./test/e2e/... -v -ginkgo.v
+
+.PHONY: chart-test
+chart-test: $(HELM) $(KUBE_SCORE) ## Run the Helm chart, RBAC allow-list and GitOps health tests.
+	KUBEBUILDER_ASSETS="$(ASSETS)" HELM="$(HELM)" KUBE_SCORE="$(KUBE_SCORE)" go test $(GO_TEST_FLAGS) ./test/chart/... ./test/gitops/...
+
+.PHONY: chart-lint
+chart-lint: $(HELM) $(KUBE_SCORE) ## Check the chart is in sync with config/, lint it strictly and kube-score it.
+	hack/sync-chart.sh --check
+	$(HELM) lint --strict --kube-version $(CHART_KUBE_VERSION) charts/workspace-operator
+	$(HELM) template workspace-operator charts/workspace-operator --namespace workspace-operator-system \
+		--kube-version $(CHART_KUBE_VERSION) | \
+		$(KUBE_SCORE) score --ignore-container-cpu-limit --ignore-test container-image-pull-policy -
 
 ##@ Run
 
@@ -91,6 +110,20 @@ dev: build ## Run the operator end to end on an embedded local control plane (Ct
 $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
 	mv $(LOCALBIN)/controller-gen $@
+
+.PHONY: helm
+helm: $(HELM) ## Install helm into bin/.
+
+.PHONY: kube-score
+kube-score: $(KUBE_SCORE) ## Install kube-score into bin/.
+
+$(HELM):
+	GOBIN=$(LOCALBIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(LOCALBIN)/helm $@
+
+$(KUBE_SCORE):
+	GOBIN=$(LOCALBIN) go install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
+	mv $(LOCALBIN)/kube-score $@
 
 $(GOLANGCI_LINT):
 	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,6 +61,7 @@ type options struct {
 	kmsAliasPrefix          string
 	kmsKeyPolicyFile        string
 	bucketPrefix            string
+	backupCommand           string
 	config                  controllers.Config
 	zap                     zap.Options
 }
@@ -97,6 +99,13 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.storageParameters, "storage-parameters", labels.Set(defaults.Storage.Parameters).String(), "Comma-separated key=value parameters of the encrypted StorageClasses.")
 	fs.StringVar(&storage.KeyParameter, "storage-kms-key-parameter", defaults.Storage.KeyParameter, "StorageClass parameter that receives the workspace key ARN.")
 	fs.StringVar(&storage.WorkloadRoleARNTemplate, "workload-role-arn-template", "", "Go template of the IAM role ARN a workspace's ServiceAccount assumes, over .Workspace, .Namespace and .Cluster.")
+	backup := &o.config.Backup
+	fs.StringVar(&backup.Image, "backup-image", envOr("OPERATOR_IMAGE", defaults.Backup.Image), "Image of the backup agent: the operator's own (the chart sets OPERATOR_IMAGE to it).")
+	fs.StringVar(&o.backupCommand, "backup-command", strings.Join(defaults.Backup.Command, " "), "Path of the operator binary in that image.")
+	fs.Var(int32Flag{&backup.MaxRetentionDays}, "backup-max-retention-days", "Policy maximum of backup retention in days; workspaces may only lower it.")
+	fs.IntVar(&backup.Hour, "backup-hour", defaults.Backup.Hour, "UTC hour of the default daily backup schedule.")
+	fs.DurationVar(&backup.StaleAfter, "backup-stale-after", defaults.Backup.StaleAfter, "Age of the last successful backup after which BackupsHealthy turns False.")
+	fs.StringVar(&backup.RoleARNTemplate, "backup-role-arn-template", "", "Go template of the IAM role ARN the backup ServiceAccount assumes, over .Workspace, .Namespace and .Cluster.")
 	o.zap.BindFlags(fs)
 	config.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -114,6 +123,8 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--storage-parameters: %w", err)
 	}
 	o.config.Storage.Parameters = parameters
+	o.config.Backup.Command = strings.Fields(o.backupCommand)
+	o.config.Backup.AWSEndpoint = o.awsEndpoint
 	kind, name, ok := strings.Cut(o.defaultIssuer, "/")
 	if !ok || (kind != "Issuer" && kind != "ClusterIssuer") || name == "" {
 		return nil, fmt.Errorf("--default-issuer %q: want Issuer/<name> or ClusterIssuer/<name>", o.defaultIssuer)
@@ -123,6 +134,32 @@ func parseFlags(args []string) (*options, error) {
 		return nil, errors.New("--max-concurrent-reconciles must be at least 1")
 	}
 	return o, o.config.Validate()
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+// int32Flag is a flag.Value for an int32 setting.
+type int32Flag struct{ p *int32 }
+
+func (f int32Flag) String() string {
+	if f.p == nil {
+		return "0"
+	}
+	return strconv.Itoa(int(*f.p))
+}
+
+func (f int32Flag) Set(s string) error {
+	v, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		return err
+	}
+	*f.p = int32(v)
+	return nil
 }
 
 func splitList(s string) []string {

@@ -17,6 +17,8 @@ import (
 // BucketService provisions a workspace's S3 buckets (cloud.Buckets in production).
 type BucketService interface {
 	Ensure(ctx context.Context, req cloud.BucketRequest) (cloud.Bucket, error)
+	Name(owner cloud.Owner, region string) string
+	BackupName(owner cloud.Owner, region string) string
 }
 
 // Bucket roles in status.
@@ -48,28 +50,44 @@ func parseRoleTemplate(text string) (*template.Template, error) {
 	return t, nil
 }
 
-// workloadRoleARN renders the IAM role of the workspace's ServiceAccount, "" when the
-// operator is not configured with a template.
-func workloadRoleARN(ws *tenancyv1alpha1.Workspace, namespace string, cfg StorageConfig) (string, error) {
-	t, err := parseRoleTemplate(cfg.WorkloadRoleARNTemplate)
+// renderRoleARN renders an IAM role ARN template for a workspace, "" when the operator is
+// not configured with a template.
+func renderRoleARN(text string, ws *tenancyv1alpha1.Workspace, namespace, cluster string) (string, error) {
+	t, err := parseRoleTemplate(text)
 	if err != nil || t == nil {
 		return "", err
 	}
 	var out bytes.Buffer
-	if err := t.Execute(&out, roleTemplateData{Workspace: ws.Name, Namespace: namespace, Cluster: cfg.ClusterName}); err != nil {
-		return "", fmt.Errorf("render workload role ARN: %w", err)
+	if err := t.Execute(&out, roleTemplateData{Workspace: ws.Name, Namespace: namespace, Cluster: cluster}); err != nil {
+		return "", fmt.Errorf("render role ARN: %w", err)
 	}
 	return out.String(), nil
 }
 
-// desiredWorkloadServiceAccount is the identity pods use to reach the workspace's buckets
-// and keys, and nothing else: the IAM role behind it is scoped to them.
-func desiredWorkloadServiceAccount(ws *tenancyv1alpha1.Workspace, namespace, roleARN string) *corev1.ServiceAccount {
-	sa := &corev1.ServiceAccount{ObjectMeta: objectMeta(ws, namespace, workloadServiceAccountName)}
+// desiredServiceAccount is an identity for pods of the workspace; the IAM role behind it
+// (IRSA) is scoped to the workspace's own buckets and keys.
+func desiredServiceAccount(ws *tenancyv1alpha1.Workspace, namespace, name, roleARN string) *corev1.ServiceAccount {
+	sa := &corev1.ServiceAccount{ObjectMeta: objectMeta(ws, namespace, name)}
 	if roleARN != "" {
 		sa.Annotations = map[string]string{roleARNAnnotation: roleARN}
 	}
 	return sa
+}
+
+// applyServiceAccount creates or updates sa, keeping annotations others added.
+func (r *WorkspaceReconciler) applyServiceAccount(ctx context.Context, ws *tenancyv1alpha1.Workspace, sa *corev1.ServiceAccount) error {
+	roleARN := sa.Annotations[roleARNAnnotation]
+	return apply(ctx, r, ws, sa, func(live *corev1.ServiceAccount) {
+		mergeLabels(live, sa.Labels)
+		if roleARN == "" {
+			delete(live.Annotations, roleARNAnnotation)
+			return
+		}
+		if live.Annotations == nil {
+			live.Annotations = map[string]string{}
+		}
+		live.Annotations[roleARNAnnotation] = roleARN
+	})
 }
 
 // reconcileBuckets makes sure the workspace's buckets exist with every security setting,
@@ -92,23 +110,12 @@ func (r *WorkspaceReconciler) reconcileBuckets(ctx context.Context, ws *tenancyv
 		ws.Status.Storage = &tenancyv1alpha1.StorageStatus{Buckets: buckets}
 	}
 
-	roleARN, err := workloadRoleARN(ws, namespace, cfg)
+	roleARN, err := renderRoleARN(cfg.WorkloadRoleARNTemplate, ws, namespace, cfg.ClusterName)
 	if err != nil {
 		return stalled("InvalidRoleTemplate", "%v; fix --workload-role-arn-template", err)
 	}
-	sa := desiredWorkloadServiceAccount(ws, namespace, roleARN)
-	err = apply(ctx, r, ws, sa, func(live *corev1.ServiceAccount) {
-		mergeLabels(live, sa.Labels)
-		if roleARN == "" {
-			delete(live.Annotations, roleARNAnnotation)
-			return
-		}
-		if live.Annotations == nil {
-			live.Annotations = map[string]string{}
-		}
-		live.Annotations[roleARNAnnotation] = roleARN
-	})
-	if err != nil {
+	sa := desiredServiceAccount(ws, namespace, workloadServiceAccountName, roleARN)
+	if err := r.applyServiceAccount(ctx, ws, sa); err != nil {
 		return failed("ServiceAccountFailed", fmt.Errorf("apply ServiceAccount %s: %w", objectRef(sa), err))
 	}
 	ws.Status.Storage.ServiceAccountName = sa.Name
@@ -135,14 +142,18 @@ func (r *WorkspaceReconciler) ensureBuckets(ctx context.Context, ws *tenancyv1al
 		if replicaKey == nil {
 			return nil, failed("KeyPending", fmt.Errorf("waiting for the workspace key in %s, which encrypts the replica", cfg.ReplicaRegion))
 		}
-		bucket, err := r.ensureBucket(ctx, ws, cloud.BucketRequest{Owner: owner, Region: cfg.ReplicaRegion, KeyARN: replicaKey.ARN})
+		bucket, err := r.ensureBucket(ctx, ws, cloud.BucketRequest{
+			Owner: owner, Name: r.Buckets.Name(owner, cfg.ReplicaRegion), Region: cfg.ReplicaRegion, KeyARN: replicaKey.ARN,
+		})
 		if err != nil {
 			return nil, err
 		}
 		replica = &tenancyv1alpha1.BucketStatus{Name: bucket.Name, Region: bucket.Region, Role: replicaBucket}
 		replication = &cloud.Replication{RoleARN: cfg.ReplicationRoleARN, DestinationBucket: bucket.Name, DestinationKeyARN: replicaKey.ARN}
 	}
-	bucket, err := r.ensureBucket(ctx, ws, cloud.BucketRequest{Owner: owner, Region: cfg.Region, KeyARN: primaryKeyARN, Replication: replication})
+	bucket, err := r.ensureBucket(ctx, ws, cloud.BucketRequest{
+		Owner: owner, Name: r.Buckets.Name(owner, cfg.Region), Region: cfg.Region, KeyARN: primaryKeyARN, Replication: replication,
+	})
 	if err != nil {
 		return nil, err
 	}

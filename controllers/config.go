@@ -36,6 +36,29 @@ type Config struct {
 
 	// Storage is where and how workspace data is encrypted at rest.
 	Storage StorageConfig
+
+	// Backup is how workspace backups run.
+	Backup BackupConfig
+}
+
+// BackupConfig runs the backup agent: the operator's own binary in its own image, so
+// that there is no second image to patch.
+type BackupConfig struct {
+	// Image and Command run the agent: the operator image and its binary.
+	Image   string
+	Command []string
+	// MaxRetentionDays is the policy maximum; a workspace may only lower it.
+	MaxRetentionDays int32
+	// Hour is the UTC hour of the default daily schedule.
+	Hour int
+	// StaleAfter is how old the last successful backup may be before BackupsHealthy
+	// turns False: a day plus slack for a slow run.
+	StaleAfter time.Duration
+	// RoleARNTemplate, like StorageConfig.WorkloadRoleARNTemplate, gives the IAM role of
+	// the backup ServiceAccount: the backup buckets and the keys, nothing else.
+	RoleARNTemplate string
+	// AWSEndpoint is passed to the agent when the operator itself uses one.
+	AWSEndpoint string
 }
 
 // StorageConfig places a workspace's keys and buckets in AWS and its volumes on an
@@ -80,6 +103,13 @@ func DefaultConfig() Config {
 			Parameters:         map[string]string{"type": "gp3"},
 			KeyParameter:       "kmsKeyId",
 		},
+		Backup: BackupConfig{
+			Image:            "ghcr.io/workspace-operator/workspace-operator:0.1.0",
+			Command:          []string{"/manager"},
+			MaxRetentionDays: 7,
+			Hour:             2,
+			StaleAfter:       26 * time.Hour,
+		},
 	}
 }
 
@@ -105,7 +135,27 @@ func (c Config) Validate() error {
 	if c.StalledRetryInterval <= 0 {
 		return fmt.Errorf("stalled retry interval must be positive")
 	}
-	return c.Storage.validate()
+	if err := c.Storage.validate(); err != nil {
+		return err
+	}
+	return c.Backup.validate()
+}
+
+func (b BackupConfig) validate() error {
+	switch {
+	case b.Image == "" || len(b.Command) == 0:
+		return fmt.Errorf("the backup image and command must be set")
+	case b.MaxRetentionDays < 1:
+		return fmt.Errorf("maximum backup retention %d days must be at least 1", b.MaxRetentionDays)
+	case b.Hour < 0 || b.Hour > 23:
+		return fmt.Errorf("backup hour %d is not an hour of the day", b.Hour)
+	case b.StaleAfter < time.Hour:
+		return fmt.Errorf("backup staleness %s is under an hour", b.StaleAfter)
+	}
+	if _, err := parseRoleTemplate(b.RoleARNTemplate); err != nil {
+		return err
+	}
+	return nil
 }
 
 func (s StorageConfig) validate() error {

@@ -17,7 +17,14 @@ var reconcileErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Failed reconciles of a workspace concern, by the condition that reports it.",
 }, []string{"condition"})
 
+var backupJobs = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "workspace_operator_backup_jobs_total",
+	Help: "Finished backup Jobs by outcome (succeeded or failed).",
+}, []string{"outcome"})
+
 var (
+	lastBackupDesc = prometheus.NewDesc("workspace_operator_backup_last_success_timestamp_seconds",
+		"Unix time of each workspace's last successful backup.", []string{"workspace"}, nil)
 	workspacesDesc = prometheus.NewDesc("workspace_operator_workspaces",
 		"Workspaces by phase.", []string{"phase"}, nil)
 	conditionsDesc = prometheus.NewDesc("workspace_operator_workspace_conditions",
@@ -38,6 +45,7 @@ type workspaceCollector struct {
 func (c workspaceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- workspacesDesc
 	ch <- conditionsDesc
+	ch <- lastBackupDesc
 }
 
 func (c workspaceCollector) Collect(ch chan<- prometheus.Metric) {
@@ -58,6 +66,9 @@ func (c workspaceCollector) Collect(ch chan<- prometheus.Metric) {
 			phase = tenancyv1alpha1.PhasePending
 		}
 		byPhase[phase]++
+		if b := ws.Status.Backup; b != nil && b.LastSuccessfulBackup != nil {
+			ch <- prometheus.MustNewConstMetric(lastBackupDesc, prometheus.GaugeValue, float64(b.LastSuccessfulBackup.Unix()), ws.Name)
+		}
 		for _, t := range append([]string{tenancyv1alpha1.ConditionReady}, concernConditions...) {
 			status := "Unknown"
 			if c := meta.FindStatusCondition(ws.Status.Conditions, t); c != nil {
@@ -76,5 +87,5 @@ func (c workspaceCollector) Collect(ch chan<- prometheus.Metric) {
 
 // RegisterMetrics adds the operator's metrics to the registry the manager serves.
 func RegisterMetrics(reader client.Reader) {
-	metrics.Registry.MustRegister(reconcileErrors, workspaceCollector{reader: reader})
+	metrics.Registry.MustRegister(reconcileErrors, backupJobs, workspaceCollector{reader: reader})
 }

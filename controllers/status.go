@@ -21,6 +21,7 @@ var concernConditions = []string{
 	tenancyv1alpha1.ConditionCertificateReady,
 	tenancyv1alpha1.ConditionEncryptionReady,
 	tenancyv1alpha1.ConditionBucketReady,
+	tenancyv1alpha1.ConditionBackupsHealthy,
 }
 
 // concernError is a failed concern: its reason becomes the concern's condition reason.
@@ -91,7 +92,7 @@ func summarize(ws *tenancyv1alpha1.Workspace, stalledBy error) {
 
 	if blocker == nil {
 		setCondition(ws, tenancyv1alpha1.ConditionReady, metav1.ConditionTrue, "Ready",
-			"the workspace is isolated, within quota, accessible to its owners, encrypted at rest and served over HTTPS where requested")
+			"the workspace is isolated, within quota, accessible to its owners, encrypted at rest, backed up and served over HTTPS where requested")
 	} else {
 		setCondition(ws, tenancyv1alpha1.ConditionReady, metav1.ConditionFalse, blocker.Reason,
 			fmt.Sprintf("%s: %s", blocker.Type, blocker.Message))

@@ -172,7 +172,7 @@ var _ = Describe("Encrypted storage", func() {
 		Consistently(totalAWSCalls, time.Second, interval).Should(BeZero())
 
 		By("repairing once the drift check is due")
-		fakeClock.Step(13 * time.Minute)
+		advanceClock(13 * time.Minute)
 		poke("ws-aws-drift")
 		Eventually(func(g Gomega) {
 			g.Expect(keysOf(primaryRegion, "aws-drift")[0].State).To(Equal("Enabled"))

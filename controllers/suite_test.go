@@ -93,6 +93,13 @@ var _ = AfterSuite(func() {
 	}
 })
 
+// advanceClock moves the operator's clock forward for the rest of the spec, and back to
+// the real time after it, so that specs never see each other's time travel.
+func advanceClock(d time.Duration) {
+	fakeClock.Step(d)
+	DeferCleanup(func() { fakeClock.SetTime(time.Now()) })
+}
+
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.StalledRetryInterval = 2 * time.Second

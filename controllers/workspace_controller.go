@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -72,6 +74,9 @@ type concern struct {
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=get;list;watch
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=bind,resourceNames=workspace-owner
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods;persistentvolumeclaims,verbs=get;list;watch
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get
@@ -139,6 +144,7 @@ func (r *WorkspaceReconciler) concerns() []concern {
 		{tenancyv1alpha1.ConditionCertificateReady, r.reconcileCertificate},
 		{tenancyv1alpha1.ConditionEncryptionReady, r.reconcileEncryption},
 		{tenancyv1alpha1.ConditionBucketReady, r.reconcileBuckets},
+		{tenancyv1alpha1.ConditionBackupsHealthy, r.reconcileBackups},
 	}
 }
 
@@ -150,8 +156,7 @@ func (r *WorkspaceReconciler) finish(ctx context.Context, ws *tenancyv1alpha1.Wo
 	case err == nil:
 		summarize(ws, nil)
 		ws.Status.ObservedGeneration = ws.Generation
-		// Come back for the next AWS drift check; Kubernetes drift arrives through watches.
-		return ctrl.Result{RequeueAfter: r.drift.until(ws.UID)}, nil
+		return ctrl.Result{RequeueAfter: r.nextVisit(ws)}, nil
 	case isTerminal(err) && !hasTransient(err):
 		summarize(ws, err)
 		ws.Status.ObservedGeneration = ws.Generation
@@ -161,6 +166,17 @@ func (r *WorkspaceReconciler) finish(ctx context.Context, ws *tenancyv1alpha1.Wo
 		summarize(ws, nil)
 		return ctrl.Result{}, err
 	}
+}
+
+// nextVisit is when a Workspace needs a reconcile that no watch event will trigger: its
+// next AWS drift check, or the moment its backups turn stale. Kubernetes drift arrives
+// through the watches.
+func (r *WorkspaceReconciler) nextVisit(ws *tenancyv1alpha1.Workspace) time.Duration {
+	next := r.drift.until(ws.UID)
+	if deadline := nextBackupDeadline(ws, r.Config.Backup.StaleAfter).Sub(r.Clock.Now()); deadline > 0 && (next == 0 || deadline < next) {
+		next = deadline + time.Second
+	}
+	return next
 }
 
 // hasTransient reports whether err, possibly a join of several, contains a retryable error.
@@ -214,6 +230,8 @@ func (r *WorkspaceReconciler) SetupWithManager(mgr ctrl.Manager, options control
 		Watches(&corev1.LimitRange{}, toWorkspace).
 		Watches(&rbacv1.RoleBinding{}, toWorkspace).
 		Watches(&corev1.ServiceAccount{}, toWorkspace).
+		Watches(&batchv1.CronJob{}, toWorkspace).
+		Watches(&batchv1.Job{}, toWorkspace, builder.WithPredicates(jobFinished{})).
 		Watches(&storagev1.StorageClass{}, handler.EnqueueRequestsFromMapFunc(r.workspacesForStorageClass)).
 		WithOptions(options).
 		Build(r)
@@ -229,6 +247,16 @@ type deletionStarted struct{ predicate.Funcs }
 
 func (deletionStarted) Update(e event.UpdateEvent) bool {
 	return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
+}
+
+// jobFinished lets through a Job's creation, deletion and the update that finishes it;
+// the operator only reads a Job's outcome.
+type jobFinished struct{ predicate.Funcs }
+
+func (jobFinished) Update(e event.UpdateEvent) bool {
+	old, okOld := e.ObjectOld.(*batchv1.Job)
+	updated, okNew := e.ObjectNew.(*batchv1.Job)
+	return !okOld || !okNew || (finishedJob(old) == nil) != (finishedJob(updated) == nil)
 }
 
 // quotaSpecChanged ignores ResourceQuota status updates, which the API server makes every

@@ -51,6 +51,51 @@ type WorkspaceSpec struct {
 	// TLS requests an HTTPS certificate from cert-manager for the workspace's hosts.
 	// +optional
 	TLS *TLSSpec `json:"tls,omitempty"`
+
+	// Backup schedules the workspace's daily encrypted backups.
+	// +optional
+	Backup BackupSpec `json:"backup,omitempty"`
+}
+
+// BackupSpec schedules a workspace's backups: its volumes (and optionally its uploaded
+// files) archived, encrypted with the workspace keys and stored in every region.
+type BackupSpec struct {
+	// Schedule is a cron schedule in UTC. Defaults to daily, at a minute spread by the
+	// workspace's name so that workspaces do not all start at once.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.split(' ').size() == 5 || self.startsWith('@')",message="spec.backup.schedule must be a cron schedule of five fields, such as '30 2 * * *', or a macro such as @daily"
+	Schedule string `json:"schedule,omitempty"`
+
+	// RetentionDays is how long backups are kept. It may lower, never raise, the
+	// operator's policy maximum (7 days).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=30
+	RetentionDays int32 `json:"retentionDays,omitempty"`
+
+	// IncludeFiles also archives the workspace's uploaded files from its bucket.
+	// +optional
+	IncludeFiles bool `json:"includeFiles,omitempty"`
+
+	// PreBackupHook runs before each backup with the workspace's volumes mounted, e.g. to
+	// dump a database into /data/hook, which is backed up too.
+	// +optional
+	PreBackupHook *BackupHook `json:"preBackupHook,omitempty"`
+}
+
+// BackupHook is a container run before a backup.
+type BackupHook struct {
+	// Image of the hook container.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image"`
+
+	// Command run in the image.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
+	Command []string `json:"command"`
 }
 
 // OwnerKind is the kind of subject an Owner is.
@@ -248,6 +293,7 @@ const (
 	ConditionCertificateReady = "CertificateReady"
 	ConditionEncryptionReady  = "EncryptionReady"
 	ConditionBucketReady      = "BucketReady"
+	ConditionBackupsHealthy   = "BackupsHealthy"
 )
 
 // StorageClassLabel on a workspace namespace names the only StorageClass its
@@ -296,6 +342,57 @@ type WorkspaceStatus struct {
 	// Storage describes the workspace's S3 buckets and workload identity.
 	// +optional
 	Storage *StorageStatus `json:"storage,omitempty"`
+
+	// Backup describes the workspace's backups.
+	// +optional
+	Backup *BackupStatus `json:"backup,omitempty"`
+}
+
+// BackupStatus describes a workspace's backups.
+type BackupStatus struct {
+	// Schedule in force, in UTC.
+	Schedule string `json:"schedule"`
+
+	// RetentionDays in force.
+	RetentionDays int32 `json:"retentionDays"`
+
+	// LastSuccessfulBackup is when the last backup completed in every location.
+	// +optional
+	LastSuccessfulBackup *metav1.Time `json:"lastSuccessfulBackup,omitempty"`
+
+	// LastBackupID identifies the last successful backup, for restores.
+	// +optional
+	LastBackupID string `json:"lastBackupID,omitempty"`
+
+	// LastJob is the most recent backup Job the operator has seen finish.
+	// +optional
+	LastJob string `json:"lastJob,omitempty"`
+
+	// LastFailure explains the most recent failed backup, until one succeeds.
+	// +optional
+	LastFailure string `json:"lastFailure,omitempty"`
+
+	// Locations are the backup buckets and what each held after the last backup.
+	// +optional
+	// +listType=map
+	// +listMapKey=region
+	Locations []BackupLocationStatus `json:"locations,omitempty"`
+}
+
+// BackupLocationStatus is one backup location.
+type BackupLocationStatus struct {
+	// Region of the bucket.
+	Region string `json:"region"`
+	// Bucket holding the backups.
+	Bucket string `json:"bucket"`
+	// Backups is how many complete backups the location held after the last backup.
+	// +optional
+	Backups int32 `json:"backups,omitempty"`
+	// Newest and Oldest are the IDs of the newest and oldest complete backups there.
+	// +optional
+	Newest string `json:"newest,omitempty"`
+	// +optional
+	Oldest string `json:"oldest,omitempty"`
 }
 
 // EncryptionStatus describes the keys that encrypt a workspace's data at rest.
@@ -396,6 +493,7 @@ type CertificateStatus struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.status.namespace`
 // +kubebuilder:printcolumn:name="Encrypted",type=string,JSONPath=`.status.conditions[?(@.type=="EncryptionReady")].status`
+// +kubebuilder:printcolumn:name="Last Backup",type=date,JSONPath=`.status.backup.lastSuccessfulBackup`
 // +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.status.encryption.keys[0].state`,priority=1
 // +kubebuilder:printcolumn:name="Bucket",type=string,JSONPath=`.status.storage.buckets[0].name`,priority=1
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
@@ -406,7 +504,10 @@ type Workspace struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   WorkspaceSpec   `json:"spec"`
+	Spec WorkspaceSpec `json:"spec"`
+	// The default makes a Workspace the operator has not seen yet read as in progress
+	// (observedGeneration behind generation) to kstatus, Flux and Argo CD, instead of current.
+	// +kubebuilder:default={observedGeneration: 0}
 	Status WorkspaceStatus `json:"status,omitempty"`
 }
 

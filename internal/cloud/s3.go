@@ -28,6 +28,8 @@ type S3 interface {
 	PutBucketEncryption(ctx context.Context, in *s3.PutBucketEncryptionInput, optFns ...func(*s3.Options)) (*s3.PutBucketEncryptionOutput, error)
 	GetBucketPolicy(ctx context.Context, in *s3.GetBucketPolicyInput, optFns ...func(*s3.Options)) (*s3.GetBucketPolicyOutput, error)
 	PutBucketPolicy(ctx context.Context, in *s3.PutBucketPolicyInput, optFns ...func(*s3.Options)) (*s3.PutBucketPolicyOutput, error)
+	GetBucketLifecycleConfiguration(ctx context.Context, in *s3.GetBucketLifecycleConfigurationInput, optFns ...func(*s3.Options)) (*s3.GetBucketLifecycleConfigurationOutput, error)
+	PutBucketLifecycleConfiguration(ctx context.Context, in *s3.PutBucketLifecycleConfigurationInput, optFns ...func(*s3.Options)) (*s3.PutBucketLifecycleConfigurationOutput, error)
 	GetBucketReplication(ctx context.Context, in *s3.GetBucketReplicationInput, optFns ...func(*s3.Options)) (*s3.GetBucketReplicationOutput, error)
 	PutBucketReplication(ctx context.Context, in *s3.PutBucketReplicationInput, optFns ...func(*s3.Options)) (*s3.PutBucketReplicationOutput, error)
 }
@@ -44,11 +46,24 @@ func NewBuckets(clients map[string]S3, prefix string) *Buckets {
 	return &Buckets{clients: clients, prefix: prefix}
 }
 
-// Name is the deterministic bucket name of a workspace in a region. A hash of the cluster,
-// workspace and region keeps it unique per cluster while the readable part shows whose it is.
+// Name is the deterministic name of a workspace's files bucket in a region. A hash of the
+// cluster, workspace and region keeps it unique per cluster while the readable part shows
+// whose it is.
 func (b *Buckets) Name(owner Owner, region string) string {
-	sum := sha256.Sum256([]byte(owner.Cluster + "/" + owner.Workspace + "/" + region))
+	return b.name(owner, region, "")
+}
+
+// BackupName is the deterministic name of a workspace's backup bucket in a region.
+func (b *Buckets) BackupName(owner Owner, region string) string {
+	return b.name(owner, region, "bk")
+}
+
+func (b *Buckets) name(owner Owner, region, kind string) string {
+	sum := sha256.Sum256([]byte(owner.Cluster + "/" + owner.Workspace + "/" + region + "/" + kind))
 	suffix := hex.EncodeToString(sum[:])[:10]
+	if kind != "" {
+		suffix = kind + "-" + suffix
+	}
 	readable := owner.Workspace
 	if room := 63 - len(b.prefix) - len(suffix) - 2; len(readable) > room {
 		readable = readable[:room]
@@ -56,14 +71,18 @@ func (b *Buckets) Name(owner Owner, region string) string {
 	return fmt.Sprintf("%s-%s-%s", b.prefix, readable, suffix)
 }
 
-// BucketRequest asks for a workspace's bucket in a region, encrypted with KeyARN (a key in
+// BucketRequest asks for a workspace bucket in a region, encrypted with KeyARN (a key in
 // the same region).
 type BucketRequest struct {
 	Owner  Owner
+	Name   string
 	Region string
 	KeyARN string
 	// Replication, when set, replicates every object to another bucket.
 	Replication *Replication
+	// ExpireAfterDays, when set, makes S3 itself delete objects that age and every
+	// noncurrent version a day later, whether or not anything else cleans up.
+	ExpireAfterDays int32
 }
 
 // Replication copies a bucket's objects to a bucket in another region, re-encrypted there
@@ -100,7 +119,7 @@ func (b *Buckets) Ensure(ctx context.Context, req BucketRequest) (Bucket, error)
 	if err != nil {
 		return Bucket{}, err
 	}
-	bucket := Bucket{Name: b.Name(req.Owner, req.Region), Region: req.Region}
+	bucket := Bucket{Name: req.Name, Region: req.Region}
 	if bucket.Created, err = b.createOrAdopt(ctx, c, req, bucket.Name); err != nil {
 		return Bucket{}, err
 	}
@@ -121,6 +140,12 @@ func (b *Buckets) Ensure(ctx context.Context, req BucketRequest) (Bucket, error)
 			what   string
 			ensure func() (bool, error)
 		}{"replication", func() (bool, error) { return ensureReplication(ctx, c, name, req.Replication) }})
+	}
+	if req.ExpireAfterDays > 0 {
+		settings = append(settings, struct {
+			what   string
+			ensure func() (bool, error)
+		}{"lifecycle", func() (bool, error) { return ensureLifecycle(ctx, c, name, req.ExpireAfterDays) }})
 	}
 	for _, s := range settings {
 		changed, err := s.ensure()
@@ -297,6 +322,63 @@ func ensureReplication(ctx context.Context, c S3, bucket *string, r *Replication
 	}
 	_, err = c.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: bucket, ReplicationConfiguration: want})
 	return true, err
+}
+
+// expiryRules make S3 enforce retention on its own: current objects expire after days,
+// noncurrent versions a day after they stop being current, expired delete markers are
+// removed and incomplete multipart uploads are aborted after a day.
+func expiryRules(days int32) []s3types.LifecycleRule {
+	return []s3types.LifecycleRule{
+		{
+			ID:                             aws.String("expire-backups"),
+			Status:                         s3types.ExpirationStatusEnabled,
+			Filter:                         &s3types.LifecycleRuleFilter{Prefix: aws.String("")},
+			Expiration:                     &s3types.LifecycleExpiration{Days: aws.Int32(days)},
+			NoncurrentVersionExpiration:    &s3types.NoncurrentVersionExpiration{NoncurrentDays: aws.Int32(1)},
+			AbortIncompleteMultipartUpload: &s3types.AbortIncompleteMultipartUpload{DaysAfterInitiation: aws.Int32(1)},
+		},
+		{
+			ID:         aws.String("remove-expired-delete-markers"),
+			Status:     s3types.ExpirationStatusEnabled,
+			Filter:     &s3types.LifecycleRuleFilter{Prefix: aws.String("")},
+			Expiration: &s3types.LifecycleExpiration{ExpiredObjectDeleteMarker: aws.Bool(true)},
+		},
+	}
+}
+
+func ensureLifecycle(ctx context.Context, c S3, bucket *string, days int32) (bool, error) {
+	want := expiryRules(days)
+	out, err := c.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: bucket})
+	if err == nil && sameLifecycle(out.Rules, want) {
+		return false, nil
+	}
+	if err != nil && !hasCode(err, "NoSuchLifecycleConfiguration") {
+		return false, err
+	}
+	_, err = c.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{Bucket: bucket,
+		LifecycleConfiguration: &s3types.BucketLifecycleConfiguration{Rules: want}})
+	return true, err
+}
+
+func sameLifecycle(got, want []s3types.LifecycleRule) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if aws.ToString(g.ID) != aws.ToString(w.ID) || g.Status != w.Status || (g.Expiration == nil) != (w.Expiration == nil) {
+			return false
+		}
+		if w.Expiration != nil && (aws.ToInt32(g.Expiration.Days) != aws.ToInt32(w.Expiration.Days) ||
+			aws.ToBool(g.Expiration.ExpiredObjectDeleteMarker) != aws.ToBool(w.Expiration.ExpiredObjectDeleteMarker)) {
+			return false
+		}
+		if (w.NoncurrentVersionExpiration == nil) != (g.NoncurrentVersionExpiration == nil) ||
+			(w.AbortIncompleteMultipartUpload == nil) != (g.AbortIncompleteMultipartUpload == nil) {
+			return false
+		}
+	}
+	return true
 }
 
 func sameReplication(got, want *s3types.ReplicationConfiguration) bool {

@@ -43,7 +43,7 @@ func TestEnsureBucketAppliesEverySecuritySetting(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()
 	key := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
-	bucket := ensureBucket(t, e, cloud.BucketRequest{Owner: owner, Region: primary, KeyARN: key.ARN})
+	bucket := ensureBucket(t, e, cloud.BucketRequest{Owner: owner, Name: e.buckets.Name(owner, primary), Region: primary, KeyARN: key.ARN})
 	if !bucket.Created || bucket.Region != primary {
 		t.Errorf("bucket = %+v", bucket)
 	}
@@ -128,7 +128,7 @@ func TestEnsureBucketIsIdempotentAndRepairsDrift(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()
 	key := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
-	req := cloud.BucketRequest{Owner: owner, Region: primary, KeyARN: key.ARN}
+	req := cloud.BucketRequest{Owner: owner, Name: e.buckets.Name(owner, primary), Region: primary, KeyARN: key.ARN}
 	bucket := ensureBucket(t, e, req)
 	c, name := e.s3[primary], aws.String(bucket.Name)
 
@@ -187,7 +187,7 @@ func TestEnsureBucketRefusesABucketOfAnotherWorkspace(t *testing.T) {
 		}}})
 		return err
 	})
-	_, err := e.buckets.Ensure(ctx, cloud.BucketRequest{Owner: owner, Region: primary, KeyARN: "arn:aws:kms:eu-west-1:000000000000:key/x"})
+	_, err := e.buckets.Ensure(ctx, cloud.BucketRequest{Owner: owner, Name: e.buckets.Name(owner, primary), Region: primary, KeyARN: "arn:aws:kms:eu-west-1:000000000000:key/x"})
 	if !cloud.IsTerminal(err) || cloud.ErrorCode(err) != "BucketOwnedElsewhere" {
 		t.Errorf("err = %v, want terminal BucketOwnedElsewhere", err)
 	}
@@ -199,11 +199,11 @@ func TestEnsureBucketAdoptsAnUntaggedBucketFromACrash(t *testing.T) {
 	key := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
 	// A non-retryable failure right after CreateBucket stands for a crash at that point.
 	e.emu.Inject(awsemu.Fault{Service: "s3", Operation: "PutBucketTagging", Kind: awsemu.AccessDenied, Times: 1})
-	if _, err := e.buckets.Ensure(ctx, cloud.BucketRequest{Owner: owner, Region: primary, KeyARN: key.ARN}); err == nil {
+	if _, err := e.buckets.Ensure(ctx, cloud.BucketRequest{Owner: owner, Name: e.buckets.Name(owner, primary), Region: primary, KeyARN: key.ARN}); err == nil {
 		t.Fatal("ensure succeeded although tagging failed")
 	}
 	e.emu.ClearFaults()
-	bucket := ensureBucket(t, e, cloud.BucketRequest{Owner: owner, Region: primary, KeyARN: key.ARN})
+	bucket := ensureBucket(t, e, cloud.BucketRequest{Owner: owner, Name: e.buckets.Name(owner, primary), Region: primary, KeyARN: key.ARN})
 	if bucket.Name != e.buckets.Name(owner, primary) {
 		t.Errorf("bucket %s", bucket.Name)
 	}
@@ -216,9 +216,9 @@ func TestEnsureBucketReplication(t *testing.T) {
 	e := newEnv(t, "")
 	primaryKey := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
 	replicaKey := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: replica})
-	replicaBucket := ensureBucket(t, e, cloud.BucketRequest{Owner: owner, Region: replica, KeyARN: replicaKey.ARN})
+	replicaBucket := ensureBucket(t, e, cloud.BucketRequest{Owner: owner, Name: e.buckets.Name(owner, replica), Region: replica, KeyARN: replicaKey.ARN})
 	replication := &cloud.Replication{RoleARN: "arn:aws:iam::000000000000:role/replication", DestinationBucket: replicaBucket.Name, DestinationKeyARN: replicaKey.ARN}
-	bucket := ensureBucket(t, e, cloud.BucketRequest{Owner: owner, Region: primary, KeyARN: primaryKey.ARN, Replication: replication})
+	bucket := ensureBucket(t, e, cloud.BucketRequest{Owner: owner, Name: e.buckets.Name(owner, primary), Region: primary, KeyARN: primaryKey.ARN, Replication: replication})
 
 	out, err := e.s3[primary].GetBucketReplication(context.Background(), &s3.GetBucketReplicationInput{Bucket: aws.String(bucket.Name)})
 	if err != nil {
@@ -230,7 +230,7 @@ func TestEnsureBucketReplication(t *testing.T) {
 		rule.SourceSelectionCriteria.SseKmsEncryptedObjects.Status != s3types.SseKmsEncryptedObjectsStatusEnabled {
 		t.Errorf("replication rule = %+v", rule)
 	}
-	if again := ensureBucket(t, e, cloud.BucketRequest{Owner: owner, Region: primary, KeyARN: primaryKey.ARN, Replication: replication}); len(again.Repaired) != 0 {
+	if again := ensureBucket(t, e, cloud.BucketRequest{Owner: owner, Name: e.buckets.Name(owner, primary), Region: primary, KeyARN: primaryKey.ARN, Replication: replication}); len(again.Repaired) != 0 {
 		t.Errorf("replication repaired again: %v", again.Repaired)
 	}
 }
@@ -239,5 +239,39 @@ func mustDo(t *testing.T, f func() error) {
 	t.Helper()
 	if err := f(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestEnsureBackupBucketExpiresObjects(t *testing.T) {
+	e := newEnv(t, "")
+	key := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
+	name := e.buckets.BackupName(owner, primary)
+	if name == e.buckets.Name(owner, primary) {
+		t.Fatal("backup and files buckets share a name")
+	}
+	req := cloud.BucketRequest{Owner: owner, Name: name, Region: primary, KeyARN: key.ARN, ExpireAfterDays: 7}
+	ensureBucket(t, e, req)
+
+	out, err := e.s3[primary].GetBucketLifecycleConfiguration(context.Background(), &s3.GetBucketLifecycleConfigurationInput{Bucket: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Rules) != 2 {
+		t.Fatalf("rules = %+v", out.Rules)
+	}
+	expire := out.Rules[0]
+	if aws.ToInt32(expire.Expiration.Days) != 7 || aws.ToInt32(expire.NoncurrentVersionExpiration.NoncurrentDays) != 1 ||
+		aws.ToInt32(expire.AbortIncompleteMultipartUpload.DaysAfterInitiation) != 1 {
+		t.Errorf("expiry rule = %+v", expire)
+	}
+	if !aws.ToBool(out.Rules[1].Expiration.ExpiredObjectDeleteMarker) {
+		t.Errorf("delete marker rule = %+v", out.Rules[1])
+	}
+	if again := ensureBucket(t, e, req); len(again.Repaired) != 0 {
+		t.Errorf("lifecycle repaired again: %v", again.Repaired)
+	}
+	req.ExpireAfterDays = 3
+	if shorter := ensureBucket(t, e, req); len(shorter.Repaired) != 1 || shorter.Repaired[0] != "lifecycle" {
+		t.Errorf("lowering retention repaired %v, want the lifecycle", shorter.Repaired)
 	}
 }

@@ -1,0 +1,151 @@
+package controllers
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+)
+
+func TestDefaultBackupScheduleIsDailyAndSpread(t *testing.T) {
+	minutes := map[string]bool{}
+	for _, name := range []string{"acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka"} {
+		schedule := defaultBackupSchedule(name, 2)
+		fields := strings.Fields(schedule)
+		if len(fields) != 5 || fields[1] != "2" || fields[2] != "*" || fields[3] != "*" || fields[4] != "*" {
+			t.Errorf("%s: schedule %q is not daily at 02:xx", name, schedule)
+		}
+		minutes[fields[0]] = true
+		if again := defaultBackupSchedule(name, 2); again != schedule {
+			t.Errorf("%s: schedule not deterministic: %q then %q", name, schedule, again)
+		}
+	}
+	if len(minutes) < 5 {
+		t.Errorf("8 workspaces share only %d minutes: %v", len(minutes), minutes)
+	}
+}
+
+func TestBackupPolicy(t *testing.T) {
+	cfg := DefaultConfig().Backup
+	tests := []struct {
+		name          string
+		spec          tenancyv1alpha1.BackupSpec
+		wantSchedule  string
+		wantRetention int32
+		wantReason    string
+	}{
+		{name: "defaults", wantSchedule: defaultBackupSchedule("acme", 2), wantRetention: 7},
+		{name: "lower retention", spec: tenancyv1alpha1.BackupSpec{RetentionDays: 3, Schedule: "@daily"}, wantSchedule: "@daily", wantRetention: 3},
+		{name: "retention above the policy", spec: tenancyv1alpha1.BackupSpec{RetentionDays: 8}, wantReason: "RetentionAboveLimit"},
+		{name: "unparseable schedule", spec: tenancyv1alpha1.BackupSpec{Schedule: "61 2 * * *"}, wantReason: "InvalidSchedule"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ws := newTestWorkspace("acme")
+			ws.Spec.Backup = tt.spec
+			schedule, retention, err := backupPolicy(ws, cfg)
+			if tt.wantReason != "" {
+				if !isTerminal(err) {
+					t.Fatalf("err = %v, want terminal %s", err, tt.wantReason)
+				}
+				if ce := err.(*concernError); ce.reason != tt.wantReason {
+					t.Errorf("reason = %s, want %s", ce.reason, tt.wantReason)
+				}
+				return
+			}
+			if err != nil || schedule != tt.wantSchedule || retention != tt.wantRetention {
+				t.Errorf("got %q, %d, %v; want %q, %d", schedule, retention, err, tt.wantSchedule, tt.wantRetention)
+			}
+		})
+	}
+}
+
+func TestDesiredBackupCronJob(t *testing.T) {
+	ws := newTestWorkspace("acme")
+	ws.Spec.Backup = tenancyv1alpha1.BackupSpec{IncludeFiles: true, PreBackupHook: &tenancyv1alpha1.BackupHook{Image: "postgres:17", Command: []string{"sh", "-c", "pg_dump > /data/hook/db.sql"}}}
+	cfg := DefaultConfig().Backup
+	cfg.AWSEndpoint = "http://127.0.0.1:4566"
+	locations := []backupLocation{
+		{Region: "eu-west-1", Bucket: "wso-acme-bk-1", KeyAlias: "alias/workspace-operator/acme"},
+		{Region: "eu-central-1", Bucket: "wso-acme-bk-2", KeyAlias: "alias/workspace-operator/acme"},
+	}
+	job := desiredBackupCronJob(ws, "ws-acme", "17 2 * * *", 7, []string{"db", "uploads"}, locations, "wso-acme-files", cfg)
+
+	if job.Spec.Schedule != "17 2 * * *" || job.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent || *job.Spec.TimeZone != "Etc/UTC" {
+		t.Errorf("schedule %q policy %s zone %s", job.Spec.Schedule, job.Spec.ConcurrencyPolicy, *job.Spec.TimeZone)
+	}
+	if job.Spec.JobTemplate.Spec.ActiveDeadlineSeconds == nil || job.Spec.StartingDeadlineSeconds == nil {
+		t.Error("no deadlines")
+	}
+	pod := job.Spec.JobTemplate.Spec.Template.Spec
+	if pod.ServiceAccountName != backupServiceAccountName || !*pod.SecurityContext.RunAsNonRoot {
+		t.Errorf("pod identity: sa %s, nonroot %v", pod.ServiceAccountName, pod.SecurityContext.RunAsNonRoot)
+	}
+	container := pod.Containers[0]
+	wantArgs := []string{
+		"backup", "--workspace", "acme", "--retention-days", "7", "--summary-file", "/dev/termination-log",
+		"--location", "eu-west-1=wso-acme-bk-1,alias/workspace-operator/acme",
+		"--location", "eu-central-1=wso-acme-bk-2,alias/workspace-operator/acme",
+		"--aws-endpoint-url", "http://127.0.0.1:4566",
+		"--include-bucket", "wso-acme-files",
+		"--source", "/data/db", "--source", "/data/uploads", "--source", "/data/hook",
+	}
+	if diff := cmp.Diff(wantArgs, container.Args); diff != "" {
+		t.Errorf("args (-want +got):\n%s", diff)
+	}
+	if container.Image != cfg.Image || !cmp.Equal(container.Command, cfg.Command) {
+		t.Errorf("runs %s %v, want the operator's own image and binary", container.Image, container.Command)
+	}
+	for _, m := range container.VolumeMounts {
+		if !m.ReadOnly {
+			t.Errorf("backup container mounts %s writable", m.Name)
+		}
+	}
+	sc := container.SecurityContext
+	if *sc.AllowPrivilegeEscalation || !*sc.ReadOnlyRootFilesystem || sc.Capabilities.Drop[0] != "ALL" {
+		t.Errorf("container security context %+v", sc)
+	}
+	if len(pod.InitContainers) != 1 || pod.InitContainers[0].Image != "postgres:17" {
+		t.Fatalf("hook = %+v", pod.InitContainers)
+	}
+	for _, v := range pod.Volumes {
+		if v.PersistentVolumeClaim != nil && !v.PersistentVolumeClaim.ReadOnly {
+			t.Errorf("claim %s mounted writable", v.PersistentVolumeClaim.ClaimName)
+		}
+	}
+	if job.Spec.JobTemplate.Labels[tenancyv1alpha1.WorkspaceLabel] != "acme" || job.Spec.JobTemplate.Spec.Template.Labels[tenancyv1alpha1.WorkspaceLabel] != "acme" {
+		t.Error("Jobs and pods are not labelled for the workspace, so the operator would not see them")
+	}
+}
+
+func TestBackupHealth(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	at := func(ago time.Duration) *metav1.Time { return &metav1.Time{Time: now.Add(-ago)} }
+	stale := 26 * time.Hour
+	tests := []struct {
+		name       string
+		status     tenancyv1alpha1.BackupStatus
+		createdAgo time.Duration
+		want       metav1.ConditionStatus
+		wantReason string
+	}{
+		{name: "recent success", status: tenancyv1alpha1.BackupStatus{LastSuccessfulBackup: at(3 * time.Hour), LastBackupID: "b1"}, createdAgo: 72 * time.Hour, want: metav1.ConditionTrue, wantReason: "BackupsCurrent"},
+		{name: "new workspace", createdAgo: time.Hour, want: metav1.ConditionTrue, wantReason: "FirstBackupScheduled"},
+		{name: "never backed up", createdAgo: 30 * time.Hour, want: metav1.ConditionFalse, wantReason: "BackupMissed"},
+		{name: "missed a day", status: tenancyv1alpha1.BackupStatus{LastSuccessfulBackup: at(27 * time.Hour)}, createdAgo: 72 * time.Hour, want: metav1.ConditionFalse, wantReason: "BackupMissed"},
+		{name: "last run failed", status: tenancyv1alpha1.BackupStatus{LastSuccessfulBackup: at(3 * time.Hour), LastFailure: "BackoffLimitExceeded: S3 outage in eu-central-1"}, createdAgo: 72 * time.Hour, want: metav1.ConditionFalse, wantReason: "BackupFailed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, reason, message := backupHealth(&tt.status, now.Add(-tt.createdAgo), now, stale)
+			if status != tt.want || reason != tt.wantReason || message == "" {
+				t.Errorf("got %s/%s %q, want %s/%s", status, reason, message, tt.want, tt.wantReason)
+			}
+		})
+	}
+}
