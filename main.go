@@ -105,6 +105,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.Var(int32Flag{&backup.MaxRetentionDays}, "backup-max-retention-days", "Policy maximum of backup retention in days; workspaces may only lower it.")
 	fs.IntVar(&backup.Hour, "backup-hour", defaults.Backup.Hour, "UTC hour of the default daily backup schedule.")
 	fs.DurationVar(&backup.StaleAfter, "backup-stale-after", defaults.Backup.StaleAfter, "Age of the last successful backup after which BackupsHealthy turns False.")
+	fs.DurationVar(&o.config.PurgeWindow, "purge-window", defaults.PurgeWindow, "How long a deleted workspace's data stays recoverable before it is destroyed: whole days from 7 to 30 (KMS's bounds), never shorter than the backup retention.")
+	fs.DurationVar(&o.config.PurgeAuditPeriod, "purge-audit-period", defaults.PurgeAuditPeriod, "How long a WorkspacePurge record is kept after the purge, as evidence.")
 	fs.StringVar(&backup.RoleARNTemplate, "backup-role-arn-template", "", "Go template of the IAM role ARN the backup ServiceAccount assumes, over .Workspace, .Namespace and .Cluster.")
 	o.zap.BindFlags(fs)
 	config.RegisterFlags(fs)
@@ -263,17 +265,28 @@ func run(args []string) error {
 		Recorder:  mgr.GetEventRecorder("workspace-operator"),
 		Config:    o.config,
 	}
+	purges := &controllers.WorkspacePurgeReconciler{
+		Client:      mgr.GetClient(),
+		APIReader:   mgr.GetAPIReader(),
+		Recorder:    mgr.GetEventRecorder("workspace-operator"),
+		AuditPeriod: o.config.PurgeAuditPeriod,
+	}
 	if o.config.Storage.Region != "" {
 		keys, buckets, err := awsServices(context.Background(), o)
 		if err != nil {
 			return err
 		}
+		// Assigned only here: a nil *cloud.Keys in the interface would not read as nil.
 		reconciler.Keys, reconciler.Buckets = keys, buckets
+		purges.Keys, purges.Buckets = keys, buckets
 	} else {
 		log.Info("no --aws-region: workspaces will report that encryption is not configured")
 	}
 	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: o.maxConcurrentReconciles}); err != nil {
 		return fmt.Errorf("set up Workspace controller: %w", err)
+	}
+	if err := purges.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: o.maxConcurrentReconciles}); err != nil {
+		return fmt.Errorf("set up WorkspacePurge controller: %w", err)
 	}
 	controllers.RegisterMetrics(mgr.GetClient())
 

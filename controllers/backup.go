@@ -195,7 +195,9 @@ func backupHealth(status *tenancyv1alpha1.BackupStatus, created, now time.Time, 
 		return metav1.ConditionTrue, "FirstBackupScheduled", fmt.Sprintf("no backup yet; the first runs on schedule %q (UTC)", status.Schedule)
 	case last == nil:
 		return metav1.ConditionFalse, "BackupMissed", fmt.Sprintf("no backup has completed since the workspace was created %s ago; check the %s CronJob", now.Sub(created).Round(time.Minute), backupCronJobName)
-	case now.Sub(last.Time) > staleAfter:
+	case now.Sub(last.Time) > staleAfter && now.Sub(created) > staleAfter:
+		// An undeleted workspace inherits its last backup; its next is due a day after it
+		// came back, not a day after that backup.
 		return metav1.ConditionFalse, "BackupMissed", fmt.Sprintf("the last successful backup (%s) is %s old; check the %s CronJob", status.LastBackupID, now.Sub(last.Time).Round(time.Minute), backupCronJobName)
 	}
 	return metav1.ConditionTrue, "BackupsCurrent", fmt.Sprintf("backup %s completed %s in %d locations, kept %d days",
@@ -204,10 +206,11 @@ func backupHealth(status *tenancyv1alpha1.BackupStatus, created, now time.Time, 
 
 // nextBackupDeadline is when BackupsHealthy turns False if no backup succeeds before then.
 func nextBackupDeadline(ws *tenancyv1alpha1.Workspace, staleAfter time.Duration) time.Time {
-	if ws.Status.Backup != nil && ws.Status.Backup.LastSuccessfulBackup != nil {
-		return ws.Status.Backup.LastSuccessfulBackup.Add(staleAfter)
+	reference := ws.CreationTimestamp.Time
+	if b := ws.Status.Backup; b != nil && b.LastSuccessfulBackup != nil && b.LastSuccessfulBackup.After(reference) {
+		reference = b.LastSuccessfulBackup.Time
 	}
-	return ws.CreationTimestamp.Add(staleAfter)
+	return reference.Add(staleAfter)
 }
 
 // reconcileBackups schedules the backups, keeps their buckets in every region expiring

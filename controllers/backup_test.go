@@ -138,6 +138,7 @@ func TestBackupHealth(t *testing.T) {
 		{name: "new workspace", createdAgo: time.Hour, want: metav1.ConditionTrue, wantReason: "FirstBackupScheduled"},
 		{name: "never backed up", createdAgo: 30 * time.Hour, want: metav1.ConditionFalse, wantReason: "BackupMissed"},
 		{name: "missed a day", status: tenancyv1alpha1.BackupStatus{LastSuccessfulBackup: at(27 * time.Hour)}, createdAgo: 72 * time.Hour, want: metav1.ConditionFalse, wantReason: "BackupMissed"},
+		{name: "undeleted with an old backup", status: tenancyv1alpha1.BackupStatus{LastSuccessfulBackup: at(6 * 24 * time.Hour)}, createdAgo: time.Hour, want: metav1.ConditionTrue, wantReason: "BackupsCurrent"},
 		{name: "last run failed", status: tenancyv1alpha1.BackupStatus{LastSuccessfulBackup: at(3 * time.Hour), LastFailure: "BackoffLimitExceeded: S3 outage in eu-central-1"}, createdAgo: 72 * time.Hour, want: metav1.ConditionFalse, wantReason: "BackupFailed"},
 	}
 	for _, tt := range tests {

@@ -19,6 +19,7 @@ type BucketService interface {
 	Ensure(ctx context.Context, req cloud.BucketRequest) (cloud.Bucket, error)
 	Name(owner cloud.Owner, region string) string
 	BackupName(owner cloud.Owner, region string) string
+	Close(ctx context.Context, region, name string) error
 }
 
 // Bucket roles in status.

@@ -39,6 +39,12 @@ type Config struct {
 
 	// Backup is how workspace backups run.
 	Backup BackupConfig
+
+	// PurgeWindow is how long a deleted workspace's data stays recoverable: KMS keys are
+	// scheduled for deletion with this window and everything else is destroyed after it.
+	PurgeWindow time.Duration
+	// PurgeAuditPeriod is how long a WorkspacePurge is kept once it holds the evidence.
+	PurgeAuditPeriod time.Duration
 }
 
 // BackupConfig runs the backup agent: the operator's own binary in its own image, so
@@ -103,6 +109,8 @@ func DefaultConfig() Config {
 			Parameters:         map[string]string{"type": "gp3"},
 			KeyParameter:       "kmsKeyId",
 		},
+		PurgeWindow:      7 * 24 * time.Hour,
+		PurgeAuditPeriod: 90 * 24 * time.Hour,
 		Backup: BackupConfig{
 			Image:            "ghcr.io/workspace-operator/workspace-operator:0.1.0",
 			Command:          []string{"/manager"},
@@ -138,7 +146,25 @@ func (c Config) Validate() error {
 	if err := c.Storage.validate(); err != nil {
 		return err
 	}
+	if err := c.validatePurge(); err != nil {
+		return err
+	}
 	return c.Backup.validate()
+}
+
+// validatePurge keeps the purge window within what KMS allows as a key deletion window
+// (7 to 30 days, in whole days) and never shorter than the backups it must outlive.
+func (c Config) validatePurge() error {
+	day := 24 * time.Hour
+	switch {
+	case c.PurgeWindow < 7*day || c.PurgeWindow > 30*day || c.PurgeWindow%day != 0:
+		return fmt.Errorf("purge window %s must be a whole number of days from 7 to 30, the bounds of a KMS key deletion window", c.PurgeWindow)
+	case c.PurgeWindow < time.Duration(c.Backup.MaxRetentionDays)*day:
+		return fmt.Errorf("purge window %s is shorter than the backup retention of %d days", c.PurgeWindow, c.Backup.MaxRetentionDays)
+	case c.PurgeAuditPeriod < 0:
+		return fmt.Errorf("purge audit period %s is negative", c.PurgeAuditPeriod)
+	}
+	return nil
 }
 
 func (b BackupConfig) validate() error {

@@ -22,9 +22,11 @@ import (
 // arrives first.
 const requeueWhileDeleting = 5 * time.Second
 
-// workspaceCRDName is the Workspace CustomResourceDefinition, whose own deletion must not
-// destroy tenant data.
-const workspaceCRDName = "workspaces.tenancy.workspace-operator.io"
+// The operator's CustomResourceDefinitions, whose own deletion must not destroy tenant data.
+const (
+	workspaceCRDName      = "workspaces.tenancy.workspace-operator.io"
+	workspacePurgeCRDName = "workspacepurges.tenancy.workspace-operator.io"
+)
 
 // deletionStep is one step of secure deletion. It reports done once the live state shows
 // the step complete; until then the Workspace keeps its finalizer and is checked again.
@@ -33,10 +35,18 @@ type deletionStep struct {
 	run  func(ctx context.Context, ws *tenancyv1alpha1.Workspace) (done bool, err error)
 }
 
+// deletionSteps are the secure deletion of a workspace, in order. The purge record comes
+// first, so that whatever happens next is on record; the keys are scheduled for deletion
+// next, so that the 7 days start as close to the deletion request as possible.
 func (r *WorkspaceReconciler) deletionSteps() []deletionStep {
 	return []deletionStep{
+		{"RecordPurge", r.recordPurge},
+		{"StopBackups", r.stopBackups},
+		{"ScheduleKeyDeletion", r.scheduleKeyDeletion},
+		{"CloseBuckets", r.closeBuckets},
 		{"DeleteNamespace", r.deleteNamespace},
 		{"DeleteStorageClass", r.deleteStorageClass},
+		{"HandOverToPurge", r.handOverToPurge},
 	}
 }
 
@@ -48,7 +58,7 @@ func (r *WorkspaceReconciler) reconcileDelete(ctx context.Context, ws *tenancyv1
 		return ctrl.Result{}, nil
 	}
 
-	uninstalling, err := r.crdBeingDeleted(ctx)
+	uninstalling, err := crdBeingDeleted(ctx, r.APIReader, workspaceCRDName)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -69,7 +79,7 @@ func (r *WorkspaceReconciler) reconcileDelete(ctx context.Context, ws *tenancyv1
 		}
 	}
 	r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "Deleted", "Delete",
-		"namespace %s is gone; releasing the finalizer", ws.Status.Namespace)
+		"namespace %s is gone and the data is pending purge (WorkspacePurge %s); releasing the finalizer", ws.Status.Namespace, purgeName(ws))
 	r.drift.forget(ws.UID)
 	return ctrl.Result{}, r.releaseFinalizer(ctx, ws)
 }
@@ -102,13 +112,13 @@ func (r *WorkspaceReconciler) deleteNamespace(ctx context.Context, ws *tenancyv1
 	return false, nil
 }
 
-// crdBeingDeleted reports whether the Workspace CRD itself is being deleted, in which case
-// the API server is deleting every Workspace and the operator must not shred anything.
-func (r *WorkspaceReconciler) crdBeingDeleted(ctx context.Context) (bool, error) {
+// crdBeingDeleted reports whether a CRD of the operator is itself being deleted, in which
+// case the API server is deleting every object of it and the operator must not shred anything.
+func crdBeingDeleted(ctx context.Context, reader client.Reader, name string) (bool, error) {
 	crd := &metav1.PartialObjectMetadata{}
 	crd.SetGroupVersionKind(apiextensionsCRDKind)
-	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: workspaceCRDName}, crd); err != nil {
-		return false, fmt.Errorf("read CustomResourceDefinition %s: %w", workspaceCRDName, err)
+	if err := reader.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
+		return false, fmt.Errorf("read CustomResourceDefinition %s: %w", name, err)
 	}
 	return !crd.DeletionTimestamp.IsZero(), nil
 }

@@ -22,7 +22,14 @@ var backupJobs = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Finished backup Jobs by outcome (succeeded or failed).",
 }, []string{"outcome"})
 
+var purgesCompleted = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "workspace_operator_purges_completed_total",
+	Help: "Deleted workspaces whose data was destroyed after the purge window.",
+})
+
 var (
+	purgesDesc = prometheus.NewDesc("workspace_operator_purges",
+		"Purge records by state; an Overdue state counts Pending records past purgeAfter.", []string{"state"}, nil)
 	lastBackupDesc = prometheus.NewDesc("workspace_operator_backup_last_success_timestamp_seconds",
 		"Unix time of each workspace's last successful backup.", []string{"workspace"}, nil)
 	workspacesDesc = prometheus.NewDesc("workspace_operator_workspaces",
@@ -46,6 +53,7 @@ func (c workspaceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- workspacesDesc
 	ch <- conditionsDesc
 	ch <- lastBackupDesc
+	ch <- purgesDesc
 }
 
 func (c workspaceCollector) Collect(ch chan<- prometheus.Metric) {
@@ -77,6 +85,7 @@ func (c workspaceCollector) Collect(ch chan<- prometheus.Metric) {
 			byCondition[key{t, status}]++
 		}
 	}
+	c.collectPurges(ctx, ch)
 	for _, phase := range phases {
 		ch <- prometheus.MustNewConstMetric(workspacesDesc, prometheus.GaugeValue, float64(byPhase[phase]), string(phase))
 	}
@@ -85,7 +94,26 @@ func (c workspaceCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+func (c workspaceCollector) collectPurges(ctx context.Context, ch chan<- prometheus.Metric) {
+	var purges tenancyv1alpha1.WorkspacePurgeList
+	if err := c.reader.List(ctx, &purges); err != nil {
+		ch <- prometheus.NewInvalidMetric(purgesDesc, err)
+		return
+	}
+	byState := map[string]int{}
+	for _, p := range purges.Items {
+		state := string(p.Status.State)
+		if p.Status.State == tenancyv1alpha1.PurgePending && time.Now().After(p.Spec.PurgeAfter.Time) {
+			state = "Overdue"
+		}
+		byState[state]++
+	}
+	for _, state := range []string{"Deleting", "Pending", "Overdue", "Purging", "Purged", "Restored"} {
+		ch <- prometheus.MustNewConstMetric(purgesDesc, prometheus.GaugeValue, float64(byState[state]), state)
+	}
+}
+
 // RegisterMetrics adds the operator's metrics to the registry the manager serves.
 func RegisterMetrics(reader client.Reader) {
-	metrics.Registry.MustRegister(reconcileErrors, backupJobs, workspaceCollector{reader: reader})
+	metrics.Registry.MustRegister(reconcileErrors, backupJobs, purgesCompleted, workspaceCollector{reader: reader})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"time"
 	"unicode"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,9 +19,11 @@ import (
 	"github.com/workspace-operator/workspace-operator/internal/cloud"
 )
 
-// KeyService provisions a workspace's KMS keys (cloud.Keys in production).
+// KeyService provisions a workspace's KMS keys and schedules their deletion (cloud.Keys
+// in production).
 type KeyService interface {
 	Ensure(ctx context.Context, req cloud.KeyRequest) (cloud.Key, error)
+	ScheduleDeletion(ctx context.Context, owner cloud.Owner, region string, window time.Duration) (*time.Time, error)
 }
 
 // storageClassName is the workspace's encrypted StorageClass.

@@ -77,9 +77,10 @@ var _ = BeforeSuite(func() {
 	applyFile(k8sClient, testenv.OwnerRoleFile())
 	applyFile(k8sClient, testenv.StorageClassPolicyFile())
 
-	emu, err = awsemu.Start(awsemu.Options{})
-	Expect(err).NotTo(HaveOccurred())
+	// One clock for the operator and AWS, so that 7 days pass for both in a test.
 	fakeClock = clocktesting.NewFakeClock(time.Now())
+	emu, err = awsemu.Start(awsemu.Options{Clock: fakeClock})
+	Expect(err).NotTo(HaveOccurred())
 	startOperator(cfg, testConfig())
 })
 
@@ -145,6 +146,16 @@ func startOperator(cfg *rest.Config, config Config) {
 	}
 	skipNameValidation := true
 	Expect(reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 4, SkipNameValidation: &skipNameValidation})).To(Succeed())
+	purges := &WorkspacePurgeReconciler{
+		Client:      mgr.GetClient(),
+		APIReader:   mgr.GetAPIReader(),
+		Recorder:    mgr.GetEventRecorder("workspace-operator"),
+		Keys:        keys,
+		Buckets:     buckets,
+		Clock:       fakeClock,
+		AuditPeriod: config.PurgeAuditPeriod,
+	}
+	Expect(purges.SetupWithManager(mgr, controller.Options{SkipNameValidation: &skipNameValidation})).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

@@ -67,6 +67,9 @@ type concern struct {
 // +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspaces,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspaces/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspaces/finalizers,verbs=update
+// +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspacepurges,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspacepurges/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspacepurges/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=resourcequotas;limitranges,verbs=get;list;watch;create;update;patch;delete
@@ -75,8 +78,9 @@ type concern struct {
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=bind,resourceNames=workspace-owner
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=pods;persistentvolumeclaims,verbs=get;list;watch
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get
@@ -113,6 +117,11 @@ func (r *WorkspaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 // reconcileNormal creates the namespace, then reconciles every other concern even when one
 // fails, so that a missing ClusterRole never holds back the firewall.
 func (r *WorkspaceReconciler) reconcileNormal(ctx context.Context, ws *tenancyv1alpha1.Workspace) (ctrl.Result, error) {
+	undeleteFrom, err := r.checkPurgeRecords(ctx, ws)
+	if err != nil {
+		markFailed(ws, tenancyv1alpha1.ConditionNamespaceReady, err)
+		return r.finish(ctx, ws, err)
+	}
 	namespace, err := r.reconcileNamespace(ctx, ws)
 	if err != nil {
 		markFailed(ws, tenancyv1alpha1.ConditionNamespaceReady, err)
@@ -127,6 +136,11 @@ func (r *WorkspaceReconciler) reconcileNormal(ctx context.Context, ws *tenancyv1
 			markFailed(ws, c.condition, err)
 			reconcileErrors.WithLabelValues(c.condition).Inc()
 			errs = append(errs, fmt.Errorf("%s: %w", c.condition, err))
+		}
+	}
+	if undeleteFrom != nil {
+		if err := r.reconcileUndelete(ctx, ws, namespace, undeleteFrom); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", tenancyv1alpha1.ConditionRestored, err))
 		}
 	}
 	if awsDue && meta.IsStatusConditionTrue(ws.Status.Conditions, tenancyv1alpha1.ConditionEncryptionReady) &&

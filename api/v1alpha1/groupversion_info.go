@@ -22,7 +22,7 @@ var (
 )
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(GroupVersion, &Workspace{}, &WorkspaceList{})
+	scheme.AddKnownTypes(GroupVersion, &Workspace{}, &WorkspaceList{}, &WorkspacePurge{}, &WorkspacePurgeList{})
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }

@@ -55,6 +55,20 @@ type WorkspaceSpec struct {
 	// Backup schedules the workspace's daily encrypted backups.
 	// +optional
 	Backup BackupSpec `json:"backup,omitempty"`
+
+	// DeletionProtection makes the API server refuse to delete the Workspace. Unset, the
+	// operator's default applies (the workspace-operator-policy ConfigMap).
+	// +optional
+	DeletionProtection *bool `json:"deletionProtection,omitempty"`
+
+	// RestoreFrom undeletes a workspace: it names the WorkspacePurge record its deletion
+	// left, and must be set to reuse the name of a workspace whose data is still pending
+	// purge. The keys are re-enabled, the buckets reopened and the volumes restored from the
+	// last backup. Refused once the record's purgeAfter has passed. Immutable.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.restoreFrom is immutable"
+	RestoreFrom string `json:"restoreFrom,omitempty"`
 }
 
 // BackupSpec schedules a workspace's backups: its volumes (and optionally its uploaded
@@ -294,6 +308,7 @@ const (
 	ConditionEncryptionReady  = "EncryptionReady"
 	ConditionBucketReady      = "BucketReady"
 	ConditionBackupsHealthy   = "BackupsHealthy"
+	ConditionRestored         = "Restored"
 )
 
 // StorageClassLabel on a workspace namespace names the only StorageClass its

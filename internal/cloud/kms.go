@@ -320,6 +320,29 @@ func (k *Keys) ScheduleDeletion(ctx context.Context, owner Owner, region string,
 	return scheduled.DeletionDate, nil
 }
 
+// KeyState is a key as KMS reports it now, for the purge's evidence.
+type KeyState struct {
+	// State is KMS's key state, or "Deleted" once KMS no longer knows the key.
+	State        string
+	DeletionDate *time.Time
+}
+
+// Describe reports the state of a key by ARN, which outlives its alias.
+func (k *Keys) Describe(ctx context.Context, region, arn string) (KeyState, error) {
+	c, err := k.client(region)
+	if err != nil {
+		return KeyState{}, err
+	}
+	out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(arn)})
+	if hasCode(err, "NotFoundException") {
+		return KeyState{State: "Deleted"}, nil
+	}
+	if err != nil {
+		return KeyState{}, fmt.Errorf("describe key %s: %w", arn, err)
+	}
+	return KeyState{State: string(out.KeyMetadata.KeyState), DeletionDate: out.KeyMetadata.DeletionDate}, nil
+}
+
 func kmsTags(tags map[string]string) []kmstypes.Tag {
 	keys := make([]string, 0, len(tags))
 	for k := range tags {

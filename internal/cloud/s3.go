@@ -30,6 +30,9 @@ type S3 interface {
 	PutBucketPolicy(ctx context.Context, in *s3.PutBucketPolicyInput, optFns ...func(*s3.Options)) (*s3.PutBucketPolicyOutput, error)
 	GetBucketLifecycleConfiguration(ctx context.Context, in *s3.GetBucketLifecycleConfigurationInput, optFns ...func(*s3.Options)) (*s3.GetBucketLifecycleConfigurationOutput, error)
 	PutBucketLifecycleConfiguration(ctx context.Context, in *s3.PutBucketLifecycleConfigurationInput, optFns ...func(*s3.Options)) (*s3.PutBucketLifecycleConfigurationOutput, error)
+	ListObjectVersions(ctx context.Context, in *s3.ListObjectVersionsInput, optFns ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error)
+	DeleteObjects(ctx context.Context, in *s3.DeleteObjectsInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error)
+	DeleteBucket(ctx context.Context, in *s3.DeleteBucketInput, optFns ...func(*s3.Options)) (*s3.DeleteBucketOutput, error)
 	GetBucketReplication(ctx context.Context, in *s3.GetBucketReplicationInput, optFns ...func(*s3.Options)) (*s3.GetBucketReplicationOutput, error)
 	PutBucketReplication(ctx context.Context, in *s3.PutBucketReplicationInput, optFns ...func(*s3.Options)) (*s3.PutBucketReplicationOutput, error)
 }
@@ -391,19 +394,123 @@ func sameReplication(got, want *s3types.ReplicationConfiguration) bool {
 		aws.ToString(g.Destination.EncryptionConfiguration.ReplicaKmsKeyID) == aws.ToString(w.Destination.EncryptionConfiguration.ReplicaKmsKeyID)
 }
 
+// Close makes a deleted workspace's bucket refuse every new write while its data awaits
+// the purge: the TLS-only policy plus a deny of uploads. Reopening it is Ensure, which
+// restores the normal policy.
+func (b *Buckets) Close(ctx context.Context, region, name string) error {
+	c, err := b.client(region)
+	if err != nil {
+		return err
+	}
+	_, err = ensurePolicy(ctx, c, aws.String(name), closedBucketPolicy(name))
+	if hasCode(err, "NoSuchBucket") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("close bucket %s: %w", name, err)
+	}
+	return nil
+}
+
+// Purge deletes every version and delete marker in a bucket, then the bucket itself, and
+// returns how many versions it deleted. A bucket that no longer exists is purged.
+func (b *Buckets) Purge(ctx context.Context, region, name string) (int, error) {
+	c, err := b.client(region)
+	if err != nil {
+		return 0, err
+	}
+	deleted := 0
+	pages := s3.NewListObjectVersionsPaginator(c, &s3.ListObjectVersionsInput{Bucket: aws.String(name)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if hasCode(err, "NoSuchBucket") {
+			return deleted, nil
+		}
+		if err != nil {
+			return deleted, fmt.Errorf("list versions in bucket %s: %w", name, err)
+		}
+		var ids []s3types.ObjectIdentifier
+		for _, v := range page.Versions {
+			ids = append(ids, s3types.ObjectIdentifier{Key: v.Key, VersionId: v.VersionId})
+		}
+		for _, m := range page.DeleteMarkers {
+			ids = append(ids, s3types.ObjectIdentifier{Key: m.Key, VersionId: m.VersionId})
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		out, err := c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String(name), Delete: &s3types.Delete{Objects: ids, Quiet: aws.Bool(true)}})
+		if err != nil {
+			return deleted, fmt.Errorf("delete versions in bucket %s: %w", name, err)
+		}
+		if len(out.Errors) > 0 {
+			e := out.Errors[0]
+			return deleted, fmt.Errorf("delete %s version %s in bucket %s: %s: %s", aws.ToString(e.Key), aws.ToString(e.VersionId), name, aws.ToString(e.Code), aws.ToString(e.Message))
+		}
+		deleted += len(ids)
+	}
+	if _, err := c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(name)}); err != nil && !hasCode(err, "NoSuchBucket") {
+		return deleted, fmt.Errorf("delete bucket %s: %w", name, err)
+	}
+	return deleted, nil
+}
+
+// Exists reports whether a bucket still exists, for the purge's evidence.
+func (b *Buckets) Exists(ctx context.Context, region, name string) (bool, error) {
+	c, err := b.client(region)
+	if err != nil {
+		return false, err
+	}
+	_, err = c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(name)})
+	if hasCode(err, "NotFound", "NoSuchBucket") {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("head bucket %s: %w", name, err)
+	}
+	return true, nil
+}
+
+func closedBucketPolicy(bucket string) string {
+	bucketARN := "arn:aws:s3:::" + bucket
+	return mustJSON(map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []map[string]any{
+			denyInsecureTransport(bucketARN),
+			{
+				"Sid": "WorkspaceDeletedDenyWrites", "Effect": "Deny", "Principal": "*",
+				"Action":   []string{"s3:PutObject", "s3:RestoreObject", "s3:PutObjectTagging", "s3:PutBucketPolicy"},
+				"Resource": []string{bucketARN, bucketARN + "/*"},
+			},
+		},
+	})
+}
+
+func denyInsecureTransport(bucketARN string) map[string]any {
+	return map[string]any{
+		"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+		"Resource":  []string{bucketARN, bucketARN + "/*"},
+		"Condition": map[string]any{"Bool": map[string]string{"aws:SecureTransport": "false"}},
+	}
+}
+
+func mustJSON(v any) string {
+	out, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("marshal policy: %v", err)) // static shapes; cannot fail
+	}
+	return string(out)
+}
+
 // bucketPolicy denies any request over plain HTTP and any upload that names an encryption
 // other than SSE-KMS with the workspace key. Uploads that name none get the bucket's
 // default encryption, which is that key.
 func bucketPolicy(bucket, keyARN string) string {
 	bucketARN := "arn:aws:s3:::" + bucket
-	policy := map[string]any{
+	return mustJSON(map[string]any{
 		"Version": "2012-10-17",
 		"Statement": []map[string]any{
-			{
-				"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-				"Resource":  []string{bucketARN, bucketARN + "/*"},
-				"Condition": map[string]any{"Bool": map[string]string{"aws:SecureTransport": "false"}},
-			},
+			denyInsecureTransport(bucketARN),
 			{
 				"Sid": "DenyUploadsNotEncryptedWithKMS", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
 				"Resource":  bucketARN + "/*",
@@ -415,10 +522,5 @@ func bucketPolicy(bucket, keyARN string) string {
 				"Condition": map[string]any{"StringNotEqualsIfExists": map[string]string{"s3:x-amz-server-side-encryption-aws-kms-key-id": keyARN}},
 			},
 		},
-	}
-	out, err := json.Marshal(policy)
-	if err != nil {
-		panic(fmt.Sprintf("marshal bucket policy: %v", err)) // static shape; cannot fail
-	}
-	return string(out)
+	})
 }

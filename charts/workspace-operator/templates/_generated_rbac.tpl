@@ -26,6 +26,16 @@ config/rbac/workspace_owner_role.yaml.
   - ""
   resources:
   - persistentvolumeclaims
+  verbs:
+  - create
+  - get
+  - list
+  - patch
+  - update
+  - watch
+- apiGroups:
+  - ""
+  resources:
   - pods
   verbs:
   - get
@@ -41,6 +51,7 @@ config/rbac/workspace_owner_role.yaml.
   - batch
   resources:
   - cronjobs
+  - jobs
   verbs:
   - create
   - delete
@@ -48,14 +59,6 @@ config/rbac/workspace_owner_role.yaml.
   - list
   - patch
   - update
-  - watch
-- apiGroups:
-  - batch
-  resources:
-  - jobs
-  verbs:
-  - get
-  - list
   - watch
 - apiGroups:
   - cert-manager.io
@@ -131,8 +134,10 @@ config/rbac/workspace_owner_role.yaml.
 - apiGroups:
   - tenancy.workspace-operator.io
   resources:
-  - workspaces
+  - workspacepurges
   verbs:
+  - create
+  - delete
   - get
   - list
   - patch
@@ -141,17 +146,29 @@ config/rbac/workspace_owner_role.yaml.
 - apiGroups:
   - tenancy.workspace-operator.io
   resources:
+  - workspacepurges/finalizers
   - workspaces/finalizers
   verbs:
   - update
 - apiGroups:
   - tenancy.workspace-operator.io
   resources:
+  - workspacepurges/status
   - workspaces/status
   verbs:
   - get
   - patch
   - update
+- apiGroups:
+  - tenancy.workspace-operator.io
+  resources:
+  - workspaces
+  verbs:
+  - get
+  - list
+  - patch
+  - update
+  - watch
 {{- end }}
 
 {{/* The workspace-owner ClusterRole rules for tenants. */}}

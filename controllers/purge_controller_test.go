@@ -1,0 +1,216 @@
+package controllers
+
+import (
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+	"github.com/workspace-operator/workspace-operator/test/awsemu"
+)
+
+func getPurge(g Gomega, name string) *tenancyv1alpha1.WorkspacePurge {
+	purge := &tenancyv1alpha1.WorkspacePurge{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Name: name}, purge)).To(Succeed())
+	return purge
+}
+
+func purgeOf(g Gomega, workspace string) *tenancyv1alpha1.WorkspacePurge {
+	var list tenancyv1alpha1.WorkspacePurgeList
+	g.Expect(k8sClient.List(ctx, &list, client.MatchingLabels{tenancyv1alpha1.WorkspaceLabel: workspace})).To(Succeed())
+	g.Expect(list.Items).To(HaveLen(1))
+	return &list.Items[0]
+}
+
+// pokePurge makes the purge controller look at a record again, as its RequeueAfter would
+// once the real time caught up with the test's clock.
+func pokePurge(name string) {
+	Eventually(func(g Gomega) {
+		purge := getPurge(g, name)
+		if purge.Annotations == nil {
+			purge.Annotations = map[string]string{}
+		}
+		purge.Annotations["example.com/poke"] = time.Now().String()
+		g.Expect(k8sClient.Update(ctx, purge)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+}
+
+func putObject(bucket, region, key, body string) error {
+	_, err := s3.NewFromConfig(emu.AWSConfig(region), awsemu.UsePathStyle).PutObject(ctx,
+		&s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(body)})
+	return err
+}
+
+func bucketExists(name string) bool {
+	for _, b := range emu.Buckets() {
+		if b.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+var _ = Describe("Secure deletion and the purge", func() {
+	It("closes everything on deletion and allows an undelete until purgeAfter", func() {
+		ws := newWorkspace("undo")
+		Expect(k8sClient.Create(ctx, ws)).To(Succeed())
+		ws = expectReady(ws.Name)
+		filesBucket := ws.Status.Storage.Buckets[0].Name
+		Expect(putObject(filesBucket, primaryRegion, "invoice.pdf", "%PDF-1.7")).To(Succeed())
+		Expect(k8sClient.Create(ctx, pvc("ws-undo", "db", "ws-undo-encrypted"))).To(Succeed())
+		finishBackupJob("ws-undo", "workspace-backup-1", true, `{"backupID":"20261120T021700Z","locations":[]}`)
+		Eventually(func(g Gomega) {
+			g.Expect(getWorkspace(g, "undo").Status.Backup.LastBackupID).To(Equal("20261120T021700Z"))
+		}, timeout, interval).Should(Succeed())
+
+		By("deleting: a purge record, keys pending deletion, buckets closed, the namespace gone")
+		Expect(k8sClient.Delete(ctx, ws)).To(Succeed())
+		finalizeNamespace("ws-undo")
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Name: "undo"}, &tenancyv1alpha1.Workspace{}))
+		}, timeout, interval).Should(BeTrue())
+		var purge *tenancyv1alpha1.WorkspacePurge
+		Eventually(func(g Gomega) {
+			purge = purgeOf(g, "undo")
+			g.Expect(purge.Status.State).To(Equal(tenancyv1alpha1.PurgePending))
+			g.Expect(purge.Status.TimeRemaining).NotTo(BeEmpty())
+		}, timeout, interval).Should(Succeed())
+		Expect(purge.Spec.Keys).To(HaveLen(2))
+		Expect(purge.Spec.Buckets).To(HaveLen(4), "files and backups in two regions")
+		Expect(purge.Spec.Volumes).To(ConsistOf(tenancyv1alpha1.PurgeVolume{Name: "db", Storage: "1Gi"}))
+		Expect(purge.Spec.LastBackupID).To(Equal("20261120T021700Z"))
+		Expect(purge.Spec.PurgeAfter.Time).To(BeTemporally("~", purge.Spec.DeletedAt.Add(7*24*time.Hour), time.Minute))
+		for _, k := range purge.Spec.Keys {
+			Expect(k.DeletionDate).NotTo(BeNil())
+			Expect(k.DeletionDate.Time).NotTo(BeTemporally(">", purge.Spec.PurgeAfter.Time), "a key outlives purgeAfter")
+			Expect(keysOf(k.Region, "undo")[0].State).To(Equal("PendingDeletion"))
+		}
+		// The emulator does not evaluate bucket policies, but S3 refuses an SSE-KMS upload
+		// under a key pending deletion, as real S3 does; the closed policy is checked below.
+		Expect(putObject(filesBucket, primaryRegion, "late-upload.pdf", "x")).To(MatchError(ContainSubstring("KMS")))
+		policy, err := s3.NewFromConfig(emu.AWSConfig(primaryRegion), awsemu.UsePathStyle).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(filesBucket)})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(aws.ToString(policy.Policy)).To(ContainSubstring("WorkspaceDeletedDenyWrites"))
+
+		By("refusing to give the name to a new workspace without restoreFrom")
+		impostor := newWorkspace("undo")
+		Expect(k8sClient.Create(ctx, impostor)).To(Succeed())
+		Eventually(func(g Gomega) {
+			ws := getWorkspace(g, "undo")
+			g.Expect(condition(ws, tenancyv1alpha1.ConditionReady).Reason).To(Equal("NameInPurgeWindow"))
+			g.Expect(condition(ws, tenancyv1alpha1.ConditionStalled).Message).To(ContainSubstring("spec.restoreFrom: " + purge.Name))
+		}, timeout, interval).Should(Succeed())
+		Expect(keysOf(primaryRegion, "undo")[0].State).To(Equal("PendingDeletion"), "the impostor touched the old key")
+		Expect(k8sClient.Delete(ctx, impostor)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Name: "undo"}, &tenancyv1alpha1.Workspace{}))
+		}, timeout, interval).Should(BeTrue())
+
+		By("undeleting 6 days later: keys enabled, buckets reopened, volumes restored from the last backup")
+		advanceClock(6 * 24 * time.Hour)
+		restored := newWorkspace("undo")
+		restored.Spec.RestoreFrom = purge.Name
+		Expect(k8sClient.Create(ctx, restored)).To(Succeed())
+		DeferCleanup(deleteWorkspace, "undo")
+		Eventually(func(g Gomega) {
+			g.Expect(getPurge(g, purge.Name).Status.State).To(Equal(tenancyv1alpha1.PurgeRestored))
+		}, timeout, interval).Should(Succeed())
+		// Back to the real time: the restored workspace's own age (from its real creation
+		// timestamp) would otherwise read as 6 days and its backups as missed.
+		fakeClock.SetTime(time.Now())
+		expectReady("undo")
+		for _, region := range []string{primaryRegion, replicaRegion} {
+			Expect(keysOf(region, "undo")).To(HaveLen(1))
+			Expect(keysOf(region, "undo")[0].State).To(Equal("Enabled"))
+		}
+		out, err := s3.NewFromConfig(emu.AWSConfig(primaryRegion), awsemu.UsePathStyle).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(filesBucket), Key: aws.String("invoice.pdf")})
+		Expect(err).NotTo(HaveOccurred(), "the file uploaded before the deletion is readable again")
+		Expect(out.Body.Close()).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(getPurge(g, purge.Name).Status.State).To(Equal(tenancyv1alpha1.PurgeRestored))
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-undo", Name: "db"}, &corev1.PersistentVolumeClaim{})).To(Succeed())
+			job := &batchv1.Job{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-undo", Name: restoreJobName}, job)).To(Succeed())
+			g.Expect(job.Spec.Template.Spec.Containers[0].Args).To(ContainElements("restore", "20261120T021700Z"))
+			g.Expect(condition(getWorkspace(g, "undo"), tenancyv1alpha1.ConditionRestored).Reason).To(Equal("Restoring"))
+		}, timeout, interval).Should(Succeed())
+
+		job := &batchv1.Job{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-undo", Name: restoreJobName}, job)).To(Succeed())
+		now := metav1.Now()
+		job.Status.StartTime, job.Status.CompletionTime, job.Status.Succeeded = &now, &now, 1
+		job.Status.Conditions = []batchv1.JobCondition{
+			{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		}
+		Expect(k8sClient.Status().Update(ctx, job)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(condition(getWorkspace(g, "undo"), tenancyv1alpha1.ConditionRestored).Status).To(Equal(metav1.ConditionTrue))
+		}, timeout, interval).Should(Succeed())
+	})
+
+	It("destroys every copy after purgeAfter, keeps the evidence, and refuses a late undelete", func() {
+		ws := newWorkspace("gone")
+		Expect(k8sClient.Create(ctx, ws)).To(Succeed())
+		ws = expectReady(ws.Name)
+		Expect(putObject(ws.Status.Storage.Buckets[0].Name, primaryRegion, "secret.txt", "customer data")).To(Succeed())
+		Expect(putObject(ws.Status.Backup.Locations[1].Bucket, replicaRegion, "backups/gone/1/archive", "backup")).To(Succeed())
+		deleteWorkspace("gone")
+
+		var purge *tenancyv1alpha1.WorkspacePurge
+		Eventually(func(g Gomega) {
+			purge = purgeOf(g, "gone")
+			g.Expect(purge.Status.State).To(Equal(tenancyv1alpha1.PurgePending))
+		}, timeout, interval).Should(Succeed())
+
+		By("purging once the window has passed")
+		advanceClock(7*24*time.Hour + time.Minute)
+		pokePurge(purge.Name)
+		Eventually(func(g Gomega) {
+			purge = getPurge(g, purge.Name)
+			g.Expect(purge.Status.State).To(Equal(tenancyv1alpha1.PurgePurged))
+			g.Expect(condition2(purge.Status.Conditions, tenancyv1alpha1.ConditionPurged).Status).To(Equal(metav1.ConditionTrue))
+		}, timeout, interval).Should(Succeed())
+		Expect(purge.Status.Evidence).To(HaveLen(6), "4 buckets and 2 keys")
+		for _, b := range purge.Spec.Buckets {
+			Expect(bucketExists(b.Name)).To(BeFalse(), "bucket %s remains", b.Name)
+		}
+		for _, region := range []string{primaryRegion, replicaRegion} {
+			Expect(keysOf(region, "gone")).To(BeEmpty(), "a key remains in %s", region)
+		}
+
+		By("refusing an undelete after purgeAfter")
+		late := newWorkspace("gone")
+		late.Spec.RestoreFrom = purge.Name
+		Expect(k8sClient.Create(ctx, late)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(condition(getWorkspace(g, "gone"), tenancyv1alpha1.ConditionReady).Reason).To(Equal("PurgeWindowPassed"))
+		}, timeout, interval).Should(Succeed())
+		Expect(k8sClient.Delete(ctx, late)).To(Succeed())
+
+		By("removing the record after the audit period")
+		advanceClock(91 * 24 * time.Hour)
+		pokePurge(purge.Name)
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Name: purge.Name}, &tenancyv1alpha1.WorkspacePurge{}))
+		}, timeout, interval).Should(BeTrue())
+	})
+})
+
+func condition2(conditions []metav1.Condition, t string) metav1.Condition {
+	for _, c := range conditions {
+		if c.Type == t {
+			return c
+		}
+	}
+	return metav1.Condition{Type: t}
+}
