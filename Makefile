@@ -103,7 +103,8 @@ run: ## Run the operator against the cluster of the current kubeconfig.
 
 .PHONY: dev
 dev: build ## Run the operator end to end on an embedded local control plane (Ctrl-C stops it all).
-	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./hack/dev --operator=$(LOCALBIN)/manager
+	go build -o $(LOCALBIN)/dev ./hack/dev
+	KUBEBUILDER_ASSETS="$(ASSETS)" $(LOCALBIN)/dev --operator=$(LOCALBIN)/manager
 
 ##@ Tools
 

@@ -184,4 +184,3 @@ func (r *WorkspaceReconciler) backupLocations(ws *tenancyv1alpha1.Workspace) []b
 	}
 	return out
 }
-

@@ -106,7 +106,10 @@ render() {
         [[ -f $admission_dir/$f ]] || die "config/admission/kustomization.yaml lists $f, which does not exist"
         grep -q '{{' "$admission_dir/$f" && die "config/admission/$f contains '{{', which Helm would take for a template"
         printf -- '---\n'
-        sed '1{/^---[[:space:]]*$/d}' "$admission_dir/$f"
+        # config/ installs into workspace-operator-system; the chart into its release namespace.
+        sed -e '1{/^---[[:space:]]*$/d}' -e 's/namespace: workspace-operator-system$/namespace: {{ .Release.Namespace }}/' \
+          -e 's/defaultDeletionProtection: "false"$/defaultDeletionProtection: {{ .Values.deletionProtectionDefault | quote }}/' \
+          "$admission_dir/$f"
       done
     } >"$out/$admission_tpl"
   fi

@@ -36,6 +36,15 @@ func StorageClassPolicyFile() string {
 	return filepath.Join(RepoRoot(), "config", "admission", "storage_class_policy.yaml")
 }
 
+// DeletionProtectionPolicyFile is the ValidatingAdmissionPolicy that refuses to delete a
+// protected Workspace, with the ConfigMap holding its default.
+func DeletionProtectionPolicyFile() string {
+	return filepath.Join(RepoRoot(), "config", "admission", "deletion_protection_policy.yaml")
+}
+
+// OperatorNamespace is where config/ installs the operator and its policy ConfigMap.
+const OperatorNamespace = "workspace-operator-system"
+
 // SamplesFile holds the sample Workspaces.
 func SamplesFile() string {
 	return filepath.Join(RepoRoot(), "config", "samples", "tenancy_v1alpha1_workspace.yaml")

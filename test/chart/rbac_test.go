@@ -50,9 +50,17 @@ var operatorAllowList = []allowed{
 	{group: "storage.k8s.io", resources: []string{"storageclasses"}, verbs: crud},
 	// The backup CronJob, and reading the outcome of its Jobs and their pods' summaries.
 	{group: "batch", resources: []string{"cronjobs"}, verbs: crud},
-	{group: "batch", resources: []string{"jobs"}, verbs: readOnly},
-	// Volumes to back up are listed; pods only for the backup summary.
-	{group: "", resources: []string{"pods", "persistentvolumeclaims"}, verbs: readOnly},
+	// Reading backup Jobs' outcomes; running the one-shot restore Job of an undelete.
+	{group: "batch", resources: []string{"jobs"}, verbs: crud},
+	// Pods only for the backup summary in their termination message.
+	{group: "", resources: []string{"pods"}, verbs: readOnly},
+	// Volumes are listed for backups and recreated by an undelete (never deleted: the
+	// namespace's deletion does that).
+	{group: "", resources: []string{"persistentvolumeclaims"}, verbs: []string{"create", "get", "list", "patch", "update", "watch"}},
+	// The purge records of deleted workspaces, their progress and their finalizer.
+	{group: "tenancy.workspace-operator.io", resources: []string{"workspacepurges"}, verbs: crud},
+	{group: "tenancy.workspace-operator.io", resources: []string{"workspacepurges/status"}, verbs: []string{"get", "patch", "update"}},
+	{group: "tenancy.workspace-operator.io", resources: []string{"workspacepurges/finalizers"}, verbs: []string{"update"}},
 	// Events on Workspaces.
 	{group: "events.k8s.io", resources: []string{"events"}, verbs: []string{"create", "patch"}},
 	// The Workspaces themselves: finalizer, status.

@@ -51,10 +51,14 @@ func TestTemplate(t *testing.T) {
 					t.Errorf("no %s rendered", kind)
 				}
 			}
-			for _, kind := range []string{"ServiceMonitor", "PrometheusRule", "ConfigMap"} {
+			for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
 				if len(ofKind(objs, kind)) != 0 {
 					t.Errorf("%s rendered though off by default", kind)
 				}
+			}
+			// The only ConfigMap by default is the policy the admission policies read.
+			if cms := ofKind(objs, "ConfigMap"); len(cms) != 1 || cms[0].GetName() != "workspace-operator-policy" {
+				t.Errorf("ConfigMaps rendered by default: %v, want only workspace-operator-policy", cms)
 			}
 			spec, _, _ := unstructured.NestedMap(d.Object, "spec", "template", "spec")
 			if spec["affinity"] == nil || spec["topologySpreadConstraints"] == nil {

@@ -17,7 +17,7 @@ type kstatusExpectation struct {
 var kstatusExpectations = map[string]kstatusExpectation{
 	// The CRD defaults status.observedGeneration to 0, so a Workspace the operator has not
 	// reconciled yet is in progress, not current.
-	stateNew: {status: status.InProgressStatus, message: "Workspace generation is 1, but latest observed generation is 0"},
+	stateNew:                 {status: status.InProgressStatus, message: "Workspace generation is 1, but latest observed generation is 0"},
 	stateProvisioning:        {status: status.InProgressStatus, message: "waiting for CertificateReady"},
 	stateFirstReconcileError: {status: status.InProgressStatus, message: "waiting for NetworkIsolated"},
 	stateReady:               {status: status.CurrentStatus, message: "Resource is Ready"},

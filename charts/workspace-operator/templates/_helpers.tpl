@@ -125,6 +125,8 @@ leaderElection.enabled says.
 {{- end }}
 - {{ printf "--storage-parameters=%s" (join "," $parameters) | quote }}
 - {{ printf "--storage-kms-key-parameter=%s" $v.storage.kmsKeyParameter | quote }}
+- {{ printf "--purge-window=%s" $v.purge.window | quote }}
+- {{ printf "--purge-audit-period=%s" $v.purge.auditPeriod | quote }}
 - {{ printf "--backup-image=%s" (include "workspace-operator.image" .) | quote }}
 - {{ printf "--backup-command=%s" $v.backup.command | quote }}
 - {{ printf "--backup-max-retention-days=%d" (int $v.backup.maxRetentionDays) | quote }}

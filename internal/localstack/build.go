@@ -1,0 +1,20 @@
+package localstack
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+
+	"github.com/workspace-operator/workspace-operator/internal/testenv"
+)
+
+// BuildBinary builds the main package pkg of this repository, such as "." for the
+// operator, into output.
+func BuildBinary(ctx context.Context, pkg, output string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", output, pkg)
+	cmd.Dir = testenv.RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+	}
+	return nil
+}

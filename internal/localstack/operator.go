@@ -1,0 +1,71 @@
+package localstack
+
+import "context"
+
+// OperatorOptions describe how to run the operator binary.
+type OperatorOptions struct {
+	// Binary is the operator executable.
+	Binary string
+	// Args are added to its command line. They must not set --kubeconfig or the bind
+	// addresses, which StartOperator chooses.
+	Args []string
+	// Env is added to its environment.
+	Env []string
+}
+
+// Operator is the operator binary running as a child of a Stack.
+type Operator struct {
+	*Process
+	readyzURL  string
+	metricsURL string
+}
+
+// StartOperator runs the operator binary against the stack as the admin user, with plain
+// HTTP metrics and health probes on free loopback ports, and waits until it is ready.
+// Its log is <Dir>/operator.log.
+func (s *Stack) StartOperator(ctx context.Context, opts OperatorOptions) (*Operator, error) {
+	probePort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	metricsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	o := &Operator{
+		readyzURL:  "http://127.0.0.1:" + probePort + "/readyz",
+		metricsURL: "http://127.0.0.1:" + metricsPort + "/metrics",
+	}
+	o.Process, err = s.StartProcess(ProcessOptions{
+		Name: "operator",
+		Path: opts.Binary,
+		Args: append([]string{
+			"--kubeconfig=" + s.kubeconfig,
+			"--metrics-secure=false",
+			"--metrics-bind-address=127.0.0.1:" + metricsPort,
+			"--health-probe-bind-address=127.0.0.1:" + probePort,
+		}, opts.Args...),
+		Env: opts.Env,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := o.WaitReady(ctx); err != nil {
+		s.abandon(o.Process)
+		return nil, err
+	}
+	s.logf("operator %s is ready", opts.Binary)
+	return o, nil
+}
+
+// WaitReady waits until the operator's readiness probe passes: its informers have synced.
+func (o *Operator) WaitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	return o.WaitHealthy(ctx, o.readyzURL)
+}
+
+// MetricsURL is the operator's Prometheus endpoint.
+func (o *Operator) MetricsURL() string {
+	return o.metricsURL
+}

@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+	"github.com/workspace-operator/workspace-operator/internal/localstack"
+	"github.com/workspace-operator/workspace-operator/internal/testenv"
+)
+
+// The suite runs the operator as it runs in production: its own binary, in its own
+// process, against a real control plane whose kube-controller-manager really deletes
+// namespaces, and against the AWS emulator for KMS and S3. Nothing runs cert-manager, so
+// the specs play it.
+
+// logTailLines is how much of each log a failed spec prints.
+const logTailLines = 60
+
+// awsRegion is the region of the workspaces' keys and buckets, in the AWS emulator.
+const awsRegion = "eu-west-1"
+
+var (
+	ctx       context.Context
+	cancel    context.CancelFunc
+	workDir   string
+	stack     *localstack.Stack
+	operator  *localstack.Operator
+	k8sClient client.Client // direct, uncached: what the API server really holds
+
+	// keepWorkDir keeps the logs for a human when anything failed.
+	keepWorkDir = true
+)
+
+func TestE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end suite: runs a control plane and the operator binary (make test-e2e)")
+	}
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "End-to-end suite")
+}
+
+var _ = BeforeSuite(func(setup SpecContext) {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	ctx, cancel = context.WithCancel(context.Background())
+
+	var err error
+	workDir, err = os.MkdirTemp("", "workspace-operator-e2e-")
+	Expect(err).NotTo(HaveOccurred())
+
+	operatorBinary := filepath.Join(workDir, "manager")
+	By("building the operator into " + operatorBinary)
+	Expect(localstack.BuildBinary(setup, ".", operatorBinary)).To(Succeed())
+	emulatorBinary := filepath.Join(workDir, "awsemu")
+	By("building the AWS emulator into " + emulatorBinary)
+	Expect(localstack.BuildBinary(setup, "./test/awsemu/cmd/awsemu", emulatorBinary)).To(Succeed())
+
+	stackDir := filepath.Join(workDir, "stack")
+	By("starting etcd, kube-apiserver and kube-controller-manager with their logs in " + stackDir)
+	certManagerCRDs, err := testenv.CertManagerCRDDir()
+	Expect(err).NotTo(HaveOccurred())
+	stack, err = localstack.Start(setup, localstack.Options{
+		Dir:       stackDir,
+		CRDDirs:   []string{testenv.OperatorCRDDir(), certManagerCRDs},
+		Manifests: []string{testenv.OwnerRoleFile(), testenv.StorageClassPolicyFile()},
+		LogOutput: GinkgoWriter,
+	})
+	Expect(err).NotTo(HaveOccurred())
+	k8sClient, err = client.New(stack.Config(), client.Options{Scheme: scheme()})
+	Expect(err).NotTo(HaveOccurred())
+
+	By("starting the AWS emulator, which stands in for KMS and S3")
+	emulator, err := stack.StartAWSEmulator(setup, emulatorBinary)
+	Expect(err).NotTo(HaveOccurred())
+
+	By("starting the operator")
+	operator, err = stack.StartOperator(setup, localstack.OperatorOptions{
+		Binary: operatorBinary,
+		Args:   []string{"--zap-devel", "--aws-region=" + awsRegion, "--aws-endpoint-url=" + emulator.URL()},
+		Env:    emulator.ClientEnv(),
+	})
+	Expect(err).NotTo(HaveOccurred())
+	keepWorkDir = false
+}, NodeTimeout(5*time.Minute))
+
+// A failed spec shows the end of the operator's and kube-controller-manager's logs, which
+// usually say why.
+var _ = AfterEach(func() {
+	if !CurrentSpecReport().Failed() {
+		return
+	}
+	keepWorkDir = true
+	fmt.Fprintf(GinkgoWriter, "\nthe kubeconfig and every log are kept in %s\n", workDir)
+	if operator != nil {
+		printTail(operator.Process)
+	}
+	if stack != nil {
+		printTail(stack.ControllerManager())
+	}
+})
+
+var _ = AfterSuite(func() {
+	defer cancel()
+	if stack != nil {
+		// Stops the operator first.
+		Expect(stack.Stop()).To(Succeed())
+	}
+	if keepWorkDir {
+		fmt.Fprintf(GinkgoWriter, "the kubeconfig and every log are kept in %s\n", workDir)
+		return
+	}
+	Expect(os.RemoveAll(workDir)).To(Succeed())
+})
+
+func printTail(p *localstack.Process) {
+	fmt.Fprintf(GinkgoWriter, "\n----- last %d lines of %s -----\n%s\n", logTailLines, p.LogPath(), p.Tail(logTailLines))
+}
+
+func scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
+	utilruntime.Must(cmv1.AddToScheme(s))
+	utilruntime.Must(tenancyv1alpha1.AddToScheme(s))
+	return s
+}
