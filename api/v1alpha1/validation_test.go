@@ -5,12 +5,14 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
 	"github.com/workspace-operator/workspace-operator/internal/testenv"
 )
 
@@ -62,7 +64,7 @@ spec: {owners: [{kind: User, name: alice}], quota: {tier: huge}}`, `Unsupported 
 metadata: {name: tier-and-limits}
 spec:
   owners: [{kind: User, name: alice}]
-  quota: {tier: small, limits: {cpu: "1", memory: 1Gi, storage: 1Gi, pods: 1}}`, "set exactly one of spec.quota.tier or spec.quota.limits"},
+  quota: {tier: small, limits: {cpu: "1", memory: 1Gi, storage: 1Gi, pods: 1}}`, "set only one of spec.quota.tier or spec.quota.limits"},
 		{"zero cpu", `
 metadata: {name: zero-cpu}
 spec:
@@ -138,6 +140,25 @@ spec:
 		egress, _, _ := unstructured.NestedSlice(ws.Object, "spec", "network", "egress")
 		if protocol, _, _ := unstructured.NestedString(egress[0].(map[string]any)["ports"].([]any)[0].(map[string]any), "protocol"); protocol != "TCP" {
 			t.Errorf("egress port protocol defaulted to %q, want TCP", protocol)
+		}
+	})
+
+	// Regression: a typed Go client sends quota: {} for a Workspace that sets no quota.
+	t.Run("typed Workspace without a quota is accepted", func(t *testing.T) {
+		scheme := runtime.NewScheme()
+		if err := tenancyv1alpha1.AddToScheme(scheme); err != nil {
+			t.Fatal(err)
+		}
+		typed, err := client.New(cfg, client.Options{Scheme: scheme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws := &tenancyv1alpha1.Workspace{
+			ObjectMeta: metav1.ObjectMeta{Name: "typed"},
+			Spec:       tenancyv1alpha1.WorkspaceSpec{Owners: []tenancyv1alpha1.Owner{{Kind: tenancyv1alpha1.UserOwner, Name: "alice"}}},
+		}
+		if err := typed.Create(ctx, ws); err != nil {
+			t.Fatalf("refused a typed Workspace without a quota: %v", err)
 		}
 	})
 

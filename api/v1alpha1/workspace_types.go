@@ -151,8 +151,10 @@ const (
 	LargeTier  QuotaTier = "large"
 )
 
-// QuotaSpec selects a named tier or explicit limits, never both.
-// +kubebuilder:validation:XValidation:rule="has(self.tier) != has(self.limits)",message="set exactly one of spec.quota.tier or spec.quota.limits"
+// QuotaSpec selects a named tier or explicit limits, never both; neither is the small tier.
+// (Go clients send an empty quota object for a Workspace that sets none, which the CRD's
+// default does not replace, so empty must be valid.)
+// +kubebuilder:validation:XValidation:rule="!(has(self.tier) && has(self.limits))",message="set only one of spec.quota.tier or spec.quota.limits"
 type QuotaSpec struct {
 	// Tier is a named set of limits: small, medium or large.
 	// +optional

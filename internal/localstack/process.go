@@ -119,6 +119,20 @@ func (p *Process) Stop() error {
 	return p.stopErr
 }
 
+// Kill ends the process group at once, as a crash or an OOM kill would. A deliberate kill
+// is not a failure: a later Stop reports nothing for it.
+func (p *Process) Kill() error {
+	var err error
+	p.stopOnce.Do(func() {
+		if err = signalGroup(p.Pid(), syscall.SIGKILL); err != nil {
+			err = fmt.Errorf("kill %s: %w", p.name, err)
+			return
+		}
+		<-p.done
+	})
+	return err
+}
+
 func (p *Process) stop() error {
 	select {
 	case <-p.done:

@@ -36,12 +36,14 @@ const logTailLines = 60
 const awsRegion = "eu-west-1"
 
 var (
-	ctx       context.Context
-	cancel    context.CancelFunc
-	workDir   string
-	stack     *localstack.Stack
-	operator  *localstack.Operator
-	k8sClient client.Client // direct, uncached: what the API server really holds
+	ctx      context.Context
+	cancel   context.CancelFunc
+	workDir  string
+	stack    *localstack.Stack
+	operator *localstack.Operator
+	// operatorOptions start the operator again after a spec kills it.
+	operatorOptions localstack.OperatorOptions
+	k8sClient       client.Client // direct, uncached: what the API server really holds
 
 	// keepWorkDir keeps the logs for a human when anything failed.
 	keepWorkDir = true
@@ -89,11 +91,12 @@ var _ = BeforeSuite(func(setup SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 
 	By("starting the operator")
-	operator, err = stack.StartOperator(setup, localstack.OperatorOptions{
+	operatorOptions = localstack.OperatorOptions{
 		Binary: operatorBinary,
 		Args:   []string{"--zap-devel", "--aws-region=" + awsRegion, "--aws-endpoint-url=" + emulator.URL()},
 		Env:    emulator.ClientEnv(),
-	})
+	}
+	operator, err = stack.StartOperator(setup, operatorOptions)
 	Expect(err).NotTo(HaveOccurred())
 	keepWorkDir = false
 }, NodeTimeout(5*time.Minute))

@@ -176,6 +176,8 @@ var _ = Describe("The operator binary on a real control plane", Ordered, func() 
 		}, namespaceTimeout, interval).Should(Succeed())
 	})
 
+	crashSafetySpecs()
+
 	// Must stay last: it uninstalls the Workspace API.
 	It("leaves tenant namespaces and their firewalls in place when the Workspace CRD is deleted", func() {
 		ws := expectReady("acme")
