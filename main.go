@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"strconv"
 	"strings"
 	"time"
@@ -29,10 +31,23 @@ import (
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
 	"github.com/workspace-operator/workspace-operator/controllers"
+	"github.com/workspace-operator/workspace-operator/internal/backup"
 	"github.com/workspace-operator/workspace-operator/internal/cloud"
 )
 
 func main() {
+	// The backup CronJobs run this same binary as the backup agent, so that there is no
+	// second image to patch.
+	if len(os.Args) > 1 && (os.Args[1] == "backup" || os.Args[1] == "restore") {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := backup.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "workspace-operator:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	err := run(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		return

@@ -155,6 +155,9 @@ func desiredRestoreJob(ws *tenancyv1alpha1.Workspace, namespace string, source *
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: v.Name},
 		}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "pvc-" + v.Name, MountPath: backupDataDir + "/" + v.Name})
+		// Only the volumes: a pre-backup hook's dump is in the archive too, but has
+		// nowhere to go.
+		args = append(args, "--source", v.Name)
 	}
 	pod := desiredBackupCronJob(ws, namespace, "@daily", 1, nil, nil, "", cfg).Spec.JobTemplate.Spec.Template
 	container := &pod.Spec.Containers[0]

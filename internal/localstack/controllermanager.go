@@ -12,15 +12,16 @@ import (
 
 // controllers are the kube-controller-manager controllers the stack runs: those that make
 // namespaces and the objects in them behave as on a real cluster. The node, workload,
-// volume and certificate controllers have nothing to act on without nodes. The
+// volume-binding and certificate controllers have nothing to act on without nodes. The
 // serviceaccount-token controller is left out because it needs a signing key and only
 // serves legacy token Secrets.
 var controllers = []string{
-	"namespace-controller",                     // deletes a terminating namespace's contents, then the namespace
-	"garbage-collector-controller",             // deletes dependents through owner references
-	"resourcequota-controller",                 // fills in ResourceQuota status.used
-	"serviceaccount-controller",                // creates every namespace's default ServiceAccount
-	"root-ca-certificate-publisher-controller", // creates every namespace's kube-root-ca.crt ConfigMap
+	"namespace-controller",                        // deletes a terminating namespace's contents, then the namespace
+	"garbage-collector-controller",                // deletes dependents through owner references
+	"resourcequota-controller",                    // fills in ResourceQuota status.used
+	"serviceaccount-controller",                   // creates every namespace's default ServiceAccount
+	"root-ca-certificate-publisher-controller",    // creates every namespace's kube-root-ca.crt ConfigMap
+	"persistentvolumeclaim-protection-controller", // releases a deleted claim no pod uses, so its namespace can go
 }
 
 // startControllerManager runs kube-controller-manager as a member of system:masters, so

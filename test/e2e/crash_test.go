@@ -71,10 +71,12 @@ func crashSafetySpecs() {
 			Expect(purges.Items).To(HaveLen(1), "purge records of %s", name)
 			purge := purges.Items[0]
 			Expect(purge.Status.State).To(Equal(tenancyv1alpha1.PurgePending))
-			Expect(purge.Spec.Keys).To(HaveLen(1), "one key, never a second one after a crash")
-			Expect(purge.Spec.Keys[0].DeletionDate).NotTo(BeNil())
-			Expect(purge.Spec.Keys[0].DeletionDate.Time).NotTo(BeTemporally(">", purge.Spec.PurgeAfter.Time))
-			Expect(purge.Spec.Buckets).To(HaveLen(2), "the files and backup buckets")
+			Expect(purge.Spec.Keys).To(HaveLen(2), "one key per region, never a second one after a crash")
+			for _, k := range purge.Spec.Keys {
+				Expect(k.DeletionDate).NotTo(BeNil())
+				Expect(k.DeletionDate.Time).NotTo(BeTemporally(">", purge.Spec.PurgeAfter.Time))
+			}
+			Expect(purge.Spec.Buckets).To(HaveLen(4), "the files and backup buckets of both regions")
 		}
 	})
 }

@@ -32,8 +32,11 @@ import (
 // logTailLines is how much of each log a failed spec prints.
 const logTailLines = 60
 
-// awsRegion is the region of the workspaces' keys and buckets, in the AWS emulator.
-const awsRegion = "eu-west-1"
+// The regions of the workspaces' keys and buckets, in the AWS emulator.
+const (
+	awsRegion     = "eu-west-1"
+	replicaRegion = "eu-central-1"
+)
 
 var (
 	ctx      context.Context
@@ -43,7 +46,11 @@ var (
 	operator *localstack.Operator
 	// operatorOptions start the operator again after a spec kills it.
 	operatorOptions localstack.OperatorOptions
-	k8sClient       client.Client // direct, uncached: what the API server really holds
+	// operatorBinary doubles as the backup agent, as in the operator's image.
+	operatorBinary string
+	// awsEnv lets the agent's AWS SDK reach the emulator.
+	awsEnv    []string
+	k8sClient client.Client // direct, uncached: what the API server really holds
 
 	// keepWorkDir keeps the logs for a human when anything failed.
 	keepWorkDir = true
@@ -65,7 +72,7 @@ var _ = BeforeSuite(func(setup SpecContext) {
 	workDir, err = os.MkdirTemp("", "workspace-operator-e2e-")
 	Expect(err).NotTo(HaveOccurred())
 
-	operatorBinary := filepath.Join(workDir, "manager")
+	operatorBinary = filepath.Join(workDir, "manager")
 	By("building the operator into " + operatorBinary)
 	Expect(localstack.BuildBinary(setup, ".", operatorBinary)).To(Succeed())
 	emulatorBinary := filepath.Join(workDir, "awsemu")
@@ -93,9 +100,13 @@ var _ = BeforeSuite(func(setup SpecContext) {
 	By("starting the operator")
 	operatorOptions = localstack.OperatorOptions{
 		Binary: operatorBinary,
-		Args:   []string{"--zap-devel", "--aws-region=" + awsRegion, "--aws-endpoint-url=" + emulator.URL()},
-		Env:    emulator.ClientEnv(),
+		Args: []string{
+			"--zap-devel", "--aws-region=" + awsRegion, "--aws-endpoint-url=" + emulator.URL(),
+			"--aws-replica-region=" + replicaRegion, "--replication-role-arn=arn:aws:iam::000000000000:role/replication",
+		},
+		Env: emulator.ClientEnv(),
 	}
+	awsEnv = emulator.ClientEnv()
 	operator, err = stack.StartOperator(setup, operatorOptions)
 	Expect(err).NotTo(HaveOccurred())
 	keepWorkDir = false

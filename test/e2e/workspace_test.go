@@ -176,6 +176,7 @@ var _ = Describe("The operator binary on a real control plane", Ordered, func() 
 		}, namespaceTimeout, interval).Should(Succeed())
 	})
 
+	backupUndeleteSpecs()
 	crashSafetySpecs()
 
 	// Must stay last: it uninstalls the Workspace API.
