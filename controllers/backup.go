@@ -234,7 +234,7 @@ func (r *WorkspaceReconciler) reconcileBackups(ctx context.Context, ws *tenancyv
 	if err != nil {
 		return err
 	}
-	claims, err := r.backupClaims(ctx, ws, namespace)
+	claims, err := r.backupClaims(ctx, namespace)
 	if err != nil {
 		return failed("BackupVolumesUnknown", err)
 	}
@@ -310,7 +310,7 @@ func findLocation(status *tenancyv1alpha1.BackupStatus, region string) *tenancyv
 // label, so the label-scoped cache cannot see them: they are read live, but only on the
 // AWS drift schedule (a new volume joins the backups within one drift interval) or while
 // the CronJob does not exist yet; in between, the CronJob's own list is kept.
-func (r *WorkspaceReconciler) backupClaims(ctx context.Context, ws *tenancyv1alpha1.Workspace, namespace string) ([]string, error) {
+func (r *WorkspaceReconciler) backupClaims(ctx context.Context, namespace string) ([]string, error) {
 	live := &batchv1.CronJob{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: backupCronJobName}, live)
 	if err == nil && !awsCheckDue(ctx) {

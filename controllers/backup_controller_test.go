@@ -129,7 +129,7 @@ var _ = Describe("Backups", func() {
 		By("recovering with the next successful backup, then going stale when backups stop")
 		time.Sleep(1100 * time.Millisecond)
 		finishBackupJob("ws-backups", "workspace-backup-3", true, "")
-		ws = expectReady("backups")
+		expectReady("backups")
 		advanceClock(27 * time.Hour)
 		poke("ws-backups")
 		Eventually(func(g Gomega) {

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -53,8 +54,9 @@ func TestBackupPolicy(t *testing.T) {
 				if !isTerminal(err) {
 					t.Fatalf("err = %v, want terminal %s", err, tt.wantReason)
 				}
-				if ce := err.(*concernError); ce.reason != tt.wantReason {
-					t.Errorf("reason = %s, want %s", ce.reason, tt.wantReason)
+				var ce *concernError
+				if !errors.As(err, &ce) || ce.reason != tt.wantReason {
+					t.Errorf("err = %v, want reason %s", err, tt.wantReason)
 				}
 				return
 			}
