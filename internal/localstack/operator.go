@@ -11,6 +11,9 @@ type OperatorOptions struct {
 	Args []string
 	// Env is added to its environment.
 	Env []string
+	// Name tells replicas apart in logs; it names the log file <Dir>/<Name>.log.
+	// Defaults to "operator".
+	Name string
 }
 
 // Operator is the operator binary running as a child of a Stack.
@@ -22,7 +25,7 @@ type Operator struct {
 
 // StartOperator runs the operator binary against the stack as the admin user, with plain
 // HTTP metrics and health probes on free loopback ports, and waits until it is ready.
-// Its log is <Dir>/operator.log.
+// Its log is <Dir>/<Name>.log.
 func (s *Stack) StartOperator(ctx context.Context, opts OperatorOptions) (*Operator, error) {
 	probePort, err := freePort()
 	if err != nil {
@@ -36,8 +39,12 @@ func (s *Stack) StartOperator(ctx context.Context, opts OperatorOptions) (*Opera
 		readyzURL:  "http://127.0.0.1:" + probePort + "/readyz",
 		metricsURL: "http://127.0.0.1:" + metricsPort + "/metrics",
 	}
+	name := opts.Name
+	if name == "" {
+		name = "operator"
+	}
 	o.Process, err = s.StartProcess(ProcessOptions{
-		Name: "operator",
+		Name: name,
 		Path: opts.Binary,
 		Args: append([]string{
 			"--kubeconfig=" + s.kubeconfig,

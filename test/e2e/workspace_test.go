@@ -177,6 +177,7 @@ var _ = Describe("The operator binary on a real control plane", Ordered, func() 
 	})
 
 	backupUndeleteSpecs()
+	highAvailabilitySpecs()
 	crashSafetySpecs()
 
 	// Must stay last: it uninstalls the Workspace API.
