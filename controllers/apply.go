@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,7 +33,9 @@ func (r *WorkspaceReconciler) lookup(ctx context.Context, key client.ObjectKey, 
 // matches is not written, so a steady-state reconcile makes no writes.
 func apply[T client.Object](ctx context.Context, r *WorkspaceReconciler, ws *tenancyv1alpha1.Workspace, desired T, mutate func(live T)) error {
 	live := desired.DeepCopyObject().(T)
+	changedByOthers := true
 	result, err := controllerutil.CreateOrUpdate(ctx, r.Client, live, func() error {
+		changedByOthers = lastWriter(live) != FieldOwner
 		mutate(live)
 		return nil
 	})
@@ -50,9 +53,10 @@ func apply[T client.Object](ctx context.Context, r *WorkspaceReconciler, ws *ten
 	if result != controllerutil.OperationResultNone {
 		kind := kindOf(r, desired)
 		logf.FromContext(ctx).V(1).Info("applied", "kind", kind, "namespace", desired.GetNamespace(), "name", desired.GetName(), "operation", result)
-		if specObserved(ws) {
-			// The spec has not changed since the last successful reconcile, so the object was
-			// deleted or edited by someone else.
+		if specObserved(ws) && changedByOthers {
+			// The spec has not changed since the last successful reconcile and someone else
+			// wrote the object last (or deleted it): that is drift, not a change of the
+			// operator's own making, such as a new StorageClass to zero in a quota.
 			r.Recorder.Eventf(ws, nil, corev1.EventTypeWarning, "DriftRepaired", "Repair",
 				"%s %s was %s outside the operator and has been restored", kind, objectRef(desired), driftVerb(result))
 		}
@@ -83,6 +87,25 @@ func prune[L client.ObjectList](ctx context.Context, r *WorkspaceReconciler, ws 
 		logf.FromContext(ctx).Info("pruned", "kind", kindOf(r, obj), "namespace", obj.GetNamespace(), "name", obj.GetName())
 	}
 	return errors.Join(errs...)
+}
+
+// FieldOwner is the field manager of every write the operator makes.
+const FieldOwner = "workspace-operator"
+
+// lastWriter is the manager of the latest write to obj other than to its status, "" when
+// the object is new.
+func lastWriter(obj client.Object) string {
+	var writer string
+	var at time.Time
+	for _, entry := range obj.GetManagedFields() {
+		if entry.Subresource != "" || entry.Time == nil {
+			continue
+		}
+		if writer == "" || !entry.Time.Time.Before(at) {
+			writer, at = entry.Manager, entry.Time.Time
+		}
+	}
+	return writer
 }
 
 // specObserved reports whether the last successful reconcile saw the current spec.

@@ -2,8 +2,11 @@ package controllers
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestNamespaceName(t *testing.T) {
@@ -42,5 +45,26 @@ func TestDesiredNamespaceIsRestricted(t *testing.T) {
 	}
 	if got.Name != "ws-acme" {
 		t.Errorf("name = %q", got.Name)
+	}
+}
+
+func TestLastWriterIgnoresStatusWrites(t *testing.T) {
+	at := func(minute int) *metav1.Time {
+		return &metav1.Time{Time: time.Date(2026, 11, 20, 12, minute, 0, 0, time.UTC)}
+	}
+	quota := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{
+		{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationUpdate, Time: at(1)},
+		{Manager: "kubectl-edit", Operation: metav1.ManagedFieldsOperationUpdate, Time: at(2)},
+		{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "status", Time: at(3)},
+	}}}
+	if got := lastWriter(quota); got != "kubectl-edit" {
+		t.Errorf("lastWriter = %q, want kubectl-edit (status writes do not count)", got)
+	}
+	quota.ManagedFields = append(quota.ManagedFields, metav1.ManagedFieldsEntry{Manager: FieldOwner, Time: at(4)})
+	if got := lastWriter(quota); got != FieldOwner {
+		t.Errorf("lastWriter = %q, want %s", got, FieldOwner)
+	}
+	if got := lastWriter(&corev1.ResourceQuota{}); got != "" {
+		t.Errorf("lastWriter of a new object = %q", got)
 	}
 }

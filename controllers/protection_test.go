@@ -30,6 +30,15 @@ func expectDeleteRefused(name string) {
 	}, timeout, interval).Should(Succeed())
 }
 
+// unprotect turns protection off, retrying while the operator updates the Workspace too.
+func unprotect(name string) {
+	Eventually(func(g Gomega) {
+		ws := getWorkspace(g, name)
+		ws.Spec.DeletionProtection = ptr.To(false)
+		g.Expect(k8sClient.Update(ctx, ws)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+}
+
 var _ = Describe("Deletion protection", func() {
 	It("refuses to delete a protected Workspace until protection is turned off", func() {
 		ws := newWorkspace("protected")
@@ -37,9 +46,7 @@ var _ = Describe("Deletion protection", func() {
 		Expect(k8sClient.Create(ctx, ws)).To(Succeed())
 		expectDeleteRefused("protected")
 
-		ws = getWorkspace(Default, "protected")
-		ws.Spec.DeletionProtection = ptr.To(false)
-		Expect(k8sClient.Update(ctx, ws)).To(Succeed())
+		unprotect("protected")
 		Eventually(func() error {
 			return k8sClient.Delete(ctx, &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: "protected"}}, client.DryRunAll)
 		}, timeout, interval).Should(Succeed())
@@ -53,9 +60,7 @@ var _ = Describe("Deletion protection", func() {
 		Expect(k8sClient.Create(ctx, ws)).To(Succeed())
 		expectDeleteRefused("default-protected")
 
-		ws = getWorkspace(Default, "default-protected")
-		ws.Spec.DeletionProtection = ptr.To(false)
-		Expect(k8sClient.Update(ctx, ws)).To(Succeed())
+		unprotect("default-protected")
 		Eventually(func() error {
 			return k8sClient.Delete(ctx, &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: "default-protected"}}, client.DryRunAll)
 		}, timeout, interval).Should(Succeed())

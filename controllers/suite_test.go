@@ -12,8 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -78,7 +76,7 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	applyFile(k8sClient, testenv.OwnerRoleFile())
 	applyFile(k8sClient, testenv.StorageClassPolicyFile())
-	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testenv.OperatorNamespace}})).To(Succeed())
+	applyFile(k8sClient, testenv.OperatorNamespaceFile())
 	applyFile(k8sClient, testenv.DeletionProtectionPolicyFile())
 
 	// One clock for the operator and AWS, so that 7 days pass for both in a test.

@@ -70,9 +70,12 @@ func run() (err error) {
 
 	fmt.Printf("Starting etcd, kube-apiserver and kube-controller-manager in %s\n", *dir)
 	stack, err := localstack.Start(ctx, localstack.Options{
-		Dir:       *dir,
-		CRDDirs:   []string{testenv.OperatorCRDDir(), certManagerCRDs},
-		Manifests: []string{testenv.OwnerRoleFile(), testenv.StorageClassPolicyFile()},
+		Dir:     *dir,
+		CRDDirs: []string{testenv.OperatorCRDDir(), certManagerCRDs},
+		Manifests: []string{
+			testenv.OwnerRoleFile(), testenv.StorageClassPolicyFile(),
+			testenv.OperatorNamespaceFile(), testenv.DeletionProtectionPolicyFile(),
+		},
 		LogOutput: os.Stdout,
 	})
 	if err != nil {

@@ -45,6 +45,11 @@ func DeletionProtectionPolicyFile() string {
 // OperatorNamespace is where config/ installs the operator and its policy ConfigMap.
 const OperatorNamespace = "workspace-operator-system"
 
+// OperatorNamespaceFile is the manifest of OperatorNamespace.
+func OperatorNamespaceFile() string {
+	return filepath.Join(RepoRoot(), "config", "manager", "namespace.yaml")
+}
+
 // SamplesFile holds the sample Workspaces.
 func SamplesFile() string {
 	return filepath.Join(RepoRoot(), "config", "samples", "tenancy_v1alpha1_workspace.yaml")

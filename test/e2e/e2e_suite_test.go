@@ -84,9 +84,12 @@ var _ = BeforeSuite(func(setup SpecContext) {
 	certManagerCRDs, err := testenv.CertManagerCRDDir()
 	Expect(err).NotTo(HaveOccurred())
 	stack, err = localstack.Start(setup, localstack.Options{
-		Dir:       stackDir,
-		CRDDirs:   []string{testenv.OperatorCRDDir(), certManagerCRDs},
-		Manifests: []string{testenv.OwnerRoleFile(), testenv.StorageClassPolicyFile()},
+		Dir:     stackDir,
+		CRDDirs: []string{testenv.OperatorCRDDir(), certManagerCRDs},
+		Manifests: []string{
+			testenv.OwnerRoleFile(), testenv.StorageClassPolicyFile(),
+			testenv.OperatorNamespaceFile(), testenv.DeletionProtectionPolicyFile(),
+		},
 		LogOutput: GinkgoWriter,
 	})
 	Expect(err).NotTo(HaveOccurred())
