@@ -214,3 +214,37 @@ func condition2(conditions []metav1.Condition, t string) metav1.Condition {
 	}
 	return metav1.Condition{Type: t}
 }
+
+var _ = Describe("Secure deletion under AWS failures", func() {
+	It("keeps the finalizer while KMS refuses to schedule the key deletion, then finishes", func() {
+		ws := newWorkspace("org-policy")
+		Expect(k8sClient.Create(ctx, ws)).To(Succeed())
+		expectReady(ws.Name)
+
+		// An organisation policy forbidding a 7-day window looks like this to the operator.
+		emu.Inject(awsemu.Fault{Service: "kms", Operation: "ScheduleKeyDeletion", Kind: awsemu.AccessDenied})
+		DeferCleanup(emu.ClearFaults)
+		Expect(k8sClient.Delete(ctx, ws)).To(Succeed())
+		Eventually(func(g Gomega) {
+			ws := getWorkspace(g, "org-policy")
+			g.Expect(ws.Finalizers).To(ContainElement(tenancyv1alpha1.WorkspaceFinalizer))
+			ready := condition(ws, tenancyv1alpha1.ConditionReady)
+			g.Expect(ready.Reason).To(Equal("ScheduleKeyDeletionFailed"))
+			g.Expect(ready.Message).To(ContainSubstring("AccessDenied"))
+		}, timeout, interval).Should(Succeed())
+		Consistently(func(g Gomega) {
+			g.Expect(getWorkspace(g, "org-policy").Finalizers).To(ContainElement(tenancyv1alpha1.WorkspaceFinalizer),
+				"the finalizer is released while the data is protected by a live key")
+			ns := &corev1.Namespace{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Name: "ws-org-policy"}, ns)).To(Succeed())
+			g.Expect(ns.DeletionTimestamp).To(BeNil(), "the namespace is deleted before the keys are scheduled")
+		}, 2*time.Second, interval).Should(Succeed())
+
+		emu.ClearFaults()
+		finalizeNamespace("ws-org-policy")
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Name: "org-policy"}, &tenancyv1alpha1.Workspace{}))
+		}, 2*timeout, interval).Should(BeTrue())
+		Expect(keysOf(primaryRegion, "org-policy")[0].State).To(Equal("PendingDeletion"))
+	})
+})
