@@ -38,6 +38,7 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRDs and the operator's ClusterRole
 	$(CONTROLLER_GEN) rbac:roleName=workspace-operator crd paths="./..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	hack/sync-chart.sh
+	go run ./hack/apidocs config/crd/bases docs/api.md
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
@@ -45,9 +46,9 @@ generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files are not committed.
-	@if [ -n "$$(git status --porcelain -- api config charts)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config charts docs/api.md)" ]; then \
 		echo "generated files are stale; run 'make manifests generate' and commit:"; \
-		git status --porcelain -- api config charts; git diff -- api config charts | head -50; exit 1; fi
+		git status --porcelain -- api config charts docs/api.md; git diff -- api config charts docs/api.md | head -50; exit 1; fi
 
 .PHONY: fmt
 fmt: ## Format the code.
