@@ -502,7 +502,9 @@ type CertificateStatus struct {
 }
 
 // Workspace is a customer's isolated workspace: a namespace behind a default-deny
-// firewall, with quotas, owner access and an HTTPS certificate.
+// firewall, with quotas, owner access and an HTTPS certificate; its volumes and files
+// encrypted with keys of its own; backed up daily to two regions; and, once deleted,
+// destroyed after the purge window.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=ws,categories=workspace-operator
