@@ -139,13 +139,13 @@ var _ = Describe("Secure deletion and the purge", func() {
 			g.Expect(getPurge(g, purge.Name).Status.State).To(Equal(tenancyv1alpha1.PurgeRestored))
 			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-undo", Name: "db"}, &corev1.PersistentVolumeClaim{})).To(Succeed())
 			job := &batchv1.Job{}
-			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-undo", Name: restoreJobName}, job)).To(Succeed())
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-undo", Name: restoreJobName("20261120T021700Z", []string{"db"})}, job)).To(Succeed())
 			g.Expect(job.Spec.Template.Spec.Containers[0].Args).To(ContainElements("restore", "20261120T021700Z"))
 			g.Expect(condition(getWorkspace(g, "undo"), tenancyv1alpha1.ConditionRestored).Reason).To(Equal("Restoring"))
 		}, timeout, interval).Should(Succeed())
 
 		job := &batchv1.Job{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-undo", Name: restoreJobName}, job)).To(Succeed())
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-undo", Name: restoreJobName("20261120T021700Z", []string{"db"})}, job)).To(Succeed())
 		now := metav1.Now()
 		job.Status.StartTime, job.Status.CompletionTime, job.Status.Succeeded = &now, &now, 1
 		job.Status.Conditions = []batchv1.JobCondition{
@@ -246,5 +246,45 @@ var _ = Describe("Secure deletion under AWS failures", func() {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Name: "org-policy"}, &tenancyv1alpha1.Workspace{}))
 		}, 2*timeout, interval).Should(BeTrue())
 		Expect(keysOf(primaryRegion, "org-policy")[0].State).To(Equal("PendingDeletion"))
+	})
+})
+
+var _ = Describe("Declarative restore", func() {
+	It("restores the volumes spec.restore names from a backup, once per request", func() {
+		ws := newWorkspace("rewind")
+		Expect(k8sClient.Create(ctx, ws)).To(Succeed())
+		DeferCleanup(deleteWorkspace, "rewind")
+		expectReady(ws.Name)
+		Expect(k8sClient.Create(ctx, pvc("ws-rewind", "db", "ws-rewind-encrypted"))).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			ws := getWorkspace(g, "rewind")
+			ws.Spec.Restore = &tenancyv1alpha1.RestoreSpec{BackupID: "20261119T021700Z", Volumes: []string{"db"}}
+			g.Expect(k8sClient.Update(ctx, ws)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+		name := restoreJobName("20261119T021700Z", []string{"db"})
+		Eventually(func(g Gomega) {
+			job := &batchv1.Job{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-rewind", Name: name}, job)).To(Succeed())
+			g.Expect(job.Spec.Template.Spec.Containers[0].Args).To(ContainElements("restore", "--backup", "20261119T021700Z", "--source", "db"))
+			g.Expect(job.Spec.Template.Spec.Volumes).To(ContainElement(HaveField("Name", "pvc-db")))
+			g.Expect(condition(getWorkspace(g, "rewind"), tenancyv1alpha1.ConditionRestored).Reason).To(Equal("Restoring"))
+		}, timeout, interval).Should(Succeed())
+
+		job := &batchv1.Job{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-rewind", Name: name}, job)).To(Succeed())
+		now := metav1.Now()
+		job.Status.StartTime = &now
+		job.Status.Failed = 1
+		job.Status.Conditions = []batchv1.JobCondition{
+			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "backup 20261119T021700Z not found", LastTransitionTime: now},
+			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "backup 20261119T021700Z not found", LastTransitionTime: now},
+		}
+		Expect(k8sClient.Status().Update(ctx, job)).To(Succeed())
+		Eventually(func(g Gomega) {
+			restored := condition(getWorkspace(g, "rewind"), tenancyv1alpha1.ConditionRestored)
+			g.Expect(restored.Reason).To(Equal("RestoreFailed"))
+			g.Expect(restored.Message).To(ContainSubstring("backup 20261119T021700Z not found"))
+		}, timeout, interval).Should(Succeed())
 	})
 })

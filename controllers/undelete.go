@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -16,8 +18,6 @@ import (
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
 )
 
-// restoreJobName is the one-shot Job that restores an undeleted workspace's volumes.
-const restoreJobName = "workspace-restore"
 
 // awaitingPurge reports whether a purge record still guards recoverable data.
 func awaitingPurge(purge *tenancyv1alpha1.WorkspacePurge) bool {
@@ -101,7 +101,24 @@ func (r *WorkspaceReconciler) reconcileUndelete(ctx context.Context, ws *tenancy
 			return fmt.Errorf("recreate volume %s: %w", v.Name, err)
 		}
 	}
-	job := desiredRestoreJob(ws, namespace, source, r.backupLocations(ws), r.Config.Backup)
+	volumes := make([]string, 0, len(source.Spec.Volumes))
+	for _, v := range source.Spec.Volumes {
+		volumes = append(volumes, v.Name)
+	}
+	return r.runRestore(ctx, ws, namespace, source.Spec.LastBackupID, volumes, "WorkspacePurge "+source.Name)
+}
+
+// reconcileRestore runs the restore spec.restore asks for, once per distinct request.
+func (r *WorkspaceReconciler) reconcileRestore(ctx context.Context, ws *tenancyv1alpha1.Workspace, namespace string) error {
+	restore := ws.Spec.Restore
+	return r.runRestore(ctx, ws, namespace, restore.BackupID, restore.Volumes, "spec.restore")
+}
+
+// runRestore runs the agent's restore of volumes from a backup in a one-shot Job, named
+// after the request so that a new request runs again and a repeated one does not, and
+// reports its progress in the Restored condition.
+func (r *WorkspaceReconciler) runRestore(ctx context.Context, ws *tenancyv1alpha1.Workspace, namespace, backupID string, volumes []string, origin string) error {
+	job := desiredRestoreJob(ws, namespace, backupID, volumes, r.backupLocations(ws), r.Config.Backup)
 	if err := apply(ctx, r, ws, job, func(live *batchv1.Job) { mergeLabels(live, job.Labels) }); err != nil {
 		return fmt.Errorf("apply restore Job: %w", err)
 	}
@@ -112,13 +129,13 @@ func (r *WorkspaceReconciler) reconcileUndelete(ctx context.Context, ws *tenancy
 	switch outcome := finishedJob(live); {
 	case outcome == nil:
 		setCondition(ws, tenancyv1alpha1.ConditionRestored, metav1.ConditionFalse, "Restoring",
-			fmt.Sprintf("Job %s restores %d volumes from backup %s", restoreJobName, len(source.Spec.Volumes), source.Spec.LastBackupID))
+			fmt.Sprintf("Job %s restores %d volumes from backup %s (%s)", job.Name, len(volumes), backupID, origin))
 	case outcome.succeeded:
 		setCondition(ws, tenancyv1alpha1.ConditionRestored, metav1.ConditionTrue, "Restored",
-			fmt.Sprintf("%d volumes restored from backup %s of WorkspacePurge %s", len(source.Spec.Volumes), source.Spec.LastBackupID, source.Name))
+			fmt.Sprintf("%d volumes restored from backup %s (%s)", len(volumes), backupID, origin))
 	default:
 		setCondition(ws, tenancyv1alpha1.ConditionRestored, metav1.ConditionFalse, "RestoreFailed",
-			fmt.Sprintf("Job %s failed: %s; kubectl logs -n %s job/%s, then delete the Job to retry", restoreJobName, outcome.message, namespace, restoreJobName))
+			fmt.Sprintf("Job %s failed: %s; kubectl logs -n %s job/%s, then delete the Job to retry", job.Name, outcome.message, namespace, job.Name))
 	}
 	return nil
 }
@@ -138,10 +155,17 @@ func desiredRestoredClaim(ws *tenancyv1alpha1.Workspace, namespace, class string
 	}
 }
 
-// desiredRestoreJob runs the agent's restore with every recreated volume mounted where the
-// backup read it from.
-func desiredRestoreJob(ws *tenancyv1alpha1.Workspace, namespace string, source *tenancyv1alpha1.WorkspacePurge, locations []backupLocation, cfg BackupConfig) *batchv1.Job {
-	args := []string{"restore", "--workspace", ws.Name, "--backup", source.Spec.LastBackupID, "--target", backupDataDir}
+// restoreJobName names a restore Job after its request.
+func restoreJobName(backupID string, volumes []string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(backupID + "/" + strings.Join(volumes, ",")))
+	return fmt.Sprintf("workspace-restore-%08x", h.Sum32())
+}
+
+// desiredRestoreJob runs the agent's restore with every volume mounted where the backup
+// read it from.
+func desiredRestoreJob(ws *tenancyv1alpha1.Workspace, namespace, backupID string, claims []string, locations []backupLocation, cfg BackupConfig) *batchv1.Job {
+	args := []string{"restore", "--workspace", ws.Name, "--backup", backupID, "--target", backupDataDir}
 	for _, l := range locations {
 		args = append(args, "--location", fmt.Sprintf("%s=%s,%s", l.Region, l.Bucket, l.KeyAlias))
 	}
@@ -150,14 +174,14 @@ func desiredRestoreJob(ws *tenancyv1alpha1.Workspace, namespace string, source *
 	}
 	var volumes []corev1.Volume
 	var mounts []corev1.VolumeMount
-	for _, v := range source.Spec.Volumes {
-		volumes = append(volumes, corev1.Volume{Name: "pvc-" + v.Name, VolumeSource: corev1.VolumeSource{
-			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: v.Name},
+	for _, claim := range claims {
+		volumes = append(volumes, corev1.Volume{Name: "pvc-" + claim, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim},
 		}})
-		mounts = append(mounts, corev1.VolumeMount{Name: "pvc-" + v.Name, MountPath: backupDataDir + "/" + v.Name})
+		mounts = append(mounts, corev1.VolumeMount{Name: "pvc-" + claim, MountPath: backupDataDir + "/" + claim})
 		// Only the volumes: a pre-backup hook's dump is in the archive too, but has
 		// nowhere to go.
-		args = append(args, "--source", v.Name)
+		args = append(args, "--source", claim)
 	}
 	pod := desiredBackupCronJob(ws, namespace, "@daily", 1, nil, nil, "", cfg).Spec.JobTemplate.Spec.Template
 	container := &pod.Spec.Containers[0]
@@ -165,7 +189,7 @@ func desiredRestoreJob(ws *tenancyv1alpha1.Workspace, namespace string, source *
 	pod.Spec.Volumes = volumes
 	pod.Spec.InitContainers = nil
 	return &batchv1.Job{
-		ObjectMeta: objectMeta(ws, namespace, restoreJobName),
+		ObjectMeta: objectMeta(ws, namespace, restoreJobName(backupID, claims)),
 		Spec: batchv1.JobSpec{
 			BackoffLimit:          ptr.To[int32](2),
 			ActiveDeadlineSeconds: ptr.To[int64](6 * 3600),

@@ -138,10 +138,15 @@ func (r *WorkspaceReconciler) reconcileNormal(ctx context.Context, ws *tenancyv1
 			errs = append(errs, fmt.Errorf("%s: %w", c.condition, err))
 		}
 	}
-	if undeleteFrom != nil {
-		if err := r.reconcileUndelete(ctx, ws, namespace, undeleteFrom); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", tenancyv1alpha1.ConditionRestored, err))
-		}
+	var restoreErr error
+	switch {
+	case undeleteFrom != nil:
+		restoreErr = r.reconcileUndelete(ctx, ws, namespace, undeleteFrom)
+	case ws.Spec.Restore != nil:
+		restoreErr = r.reconcileRestore(ctx, ws, namespace)
+	}
+	if restoreErr != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", tenancyv1alpha1.ConditionRestored, restoreErr))
 	}
 	if awsDue && meta.IsStatusConditionTrue(ws.Status.Conditions, tenancyv1alpha1.ConditionEncryptionReady) &&
 		meta.IsStatusConditionTrue(ws.Status.Conditions, tenancyv1alpha1.ConditionBucketReady) {

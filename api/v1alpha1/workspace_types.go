@@ -69,6 +69,26 @@ type WorkspaceSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.restoreFrom is immutable"
 	RestoreFrom string `json:"restoreFrom,omitempty"`
+
+	// Restore restores volumes of this workspace from one of its backups, once per distinct
+	// request. The volumes are overwritten: stop the workloads using them first.
+	// +optional
+	Restore *RestoreSpec `json:"restore,omitempty"`
+}
+
+// RestoreSpec names a backup and the volumes to restore from it.
+type RestoreSpec struct {
+	// BackupID is the backup to restore (status.backup.lastBackupID, or one listed by
+	// workspace-operator restore --list).
+	// +kubebuilder:validation:Pattern=`^[0-9]{8}T[0-9]{6}Z$`
+	BackupID string `json:"backupID"`
+
+	// Volumes are the PersistentVolumeClaims to restore, by name.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=set
+	// +kubebuilder:validation:items:MaxLength=253
+	Volumes []string `json:"volumes"`
 }
 
 // BackupSpec schedules a workspace's backups: its volumes (and optionally its uploaded

@@ -146,8 +146,15 @@ func backupUndeleteSpecs() {
 		Expect(k8sClient.Create(ctx, ws)).To(Succeed())
 		var job *batchv1.Job
 		Eventually(func(g Gomega) {
-			job = &batchv1.Job{}
-			g.Expect(k8sClient.Get(ctx, key("ws-vault", "workspace-restore"), job)).To(Succeed())
+			var jobs batchv1.JobList
+			g.Expect(k8sClient.List(ctx, &jobs, client.InNamespace("ws-vault"))).To(Succeed())
+			job = nil
+			for i := range jobs.Items {
+				if strings.HasPrefix(jobs.Items[i].Name, "workspace-restore-") {
+					job = &jobs.Items[i]
+				}
+			}
+			g.Expect(job).NotTo(BeNil(), "the restore Job")
 			purge := &tenancyv1alpha1.WorkspacePurge{}
 			g.Expect(k8sClient.Get(ctx, key("", purgeName), purge)).To(Succeed())
 			g.Expect(purge.Status.State).To(Equal(tenancyv1alpha1.PurgeRestored))
