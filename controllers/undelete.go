@@ -18,7 +18,6 @@ import (
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
 )
 
-
 // awaitingPurge reports whether a purge record still guards recoverable data.
 func awaitingPurge(purge *tenancyv1alpha1.WorkspacePurge) bool {
 	switch purge.Status.State {
