@@ -95,12 +95,12 @@ func (r *WorkspaceReconciler) reconcileEncryption(ctx context.Context, ws *tenan
 
 // ensureKey provisions or checks the key in one region and records it in status.
 func (r *WorkspaceReconciler) ensureKey(ctx context.Context, ws *tenancyv1alpha1.Workspace, region string) error {
-	encryption := ws.Status.Encryption
+	entry := keyEntry(ws, region)
 	key, err := r.Keys.Ensure(ctx, cloud.KeyRequest{
 		Owner:         r.Config.Storage.owner(ws),
 		Region:        region,
-		MayHaveOrphan: encryption.KeyCreationStartedAt != nil && findKey(ws, region) == nil,
-		BeforeCreate:  func(ctx context.Context) error { return r.markKeyCreation(ctx, ws) },
+		MayHaveOrphan: entry != nil && entry.ARN == "",
+		BeforeCreate:  func(ctx context.Context) error { return r.markKeyCreation(ctx, ws, region) },
 	})
 	if err != nil {
 		return awsFailure("KMS", fmt.Errorf("key in %s: %w", region, err))
@@ -113,32 +113,39 @@ func (r *WorkspaceReconciler) ensureKey(ctx context.Context, ws *tenancyv1alpha1
 		r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "KeyCreated", "Create", "created KMS key %s (%s) in %s", key.ARN, key.Alias, region)
 	}
 	status := tenancyv1alpha1.KeyStatus{Region: region, ARN: key.ARN, Alias: key.Alias, State: key.State}
-	if existing := findKey(ws, region); existing != nil {
+	if existing := keyEntry(ws, region); existing != nil {
 		*existing = status
 	} else {
-		encryption.Keys = append(encryption.Keys, status)
+		ws.Status.Encryption.Keys = append(ws.Status.Encryption.Keys, status)
 	}
 	return nil
 }
 
-// markKeyCreation persists, before CreateKey, that a key may exist from now on. It is the
-// one status write outside the end of a reconcile: it must be durable before the key is.
-func (r *WorkspaceReconciler) markKeyCreation(ctx context.Context, ws *tenancyv1alpha1.Workspace) error {
-	if ws.Status.Encryption.KeyCreationStartedAt != nil {
+// keyCreating is the state of a key entry recorded before CreateKey, when its ARN is not
+// known yet.
+const keyCreating = "Creating"
+
+// markKeyCreation persists, before CreateKey in a region, that a key may exist there from
+// now on: if the answer is lost, the next attempt looks for that key instead of creating a
+// second one. It is the one status write outside the end of a reconcile: it must be
+// durable before the key is.
+func (r *WorkspaceReconciler) markKeyCreation(ctx context.Context, ws *tenancyv1alpha1.Workspace, region string) error {
+	if keyEntry(ws, region) != nil {
 		return nil
 	}
 	base := ws.DeepCopy()
 	marked := ws.DeepCopy()
-	now := metav1.Now()
-	marked.Status.Encryption.KeyCreationStartedAt = &now
+	entry := tenancyv1alpha1.KeyStatus{Region: region, State: keyCreating}
+	marked.Status.Encryption.Keys = append(marked.Status.Encryption.Keys, entry)
 	if err := r.Status().Patch(ctx, marked, client.MergeFrom(base)); err != nil {
-		return fmt.Errorf("record key creation: %w", err)
+		return fmt.Errorf("record key creation in %s: %w", region, err)
 	}
-	ws.Status.Encryption.KeyCreationStartedAt = &now
+	ws.Status.Encryption.Keys = append(ws.Status.Encryption.Keys, entry)
 	return nil
 }
 
-func findKey(ws *tenancyv1alpha1.Workspace, region string) *tenancyv1alpha1.KeyStatus {
+// keyEntry is the workspace's key entry for a region, created or being created.
+func keyEntry(ws *tenancyv1alpha1.Workspace, region string) *tenancyv1alpha1.KeyStatus {
 	if ws.Status.Encryption == nil {
 		return nil
 	}
@@ -146,6 +153,14 @@ func findKey(ws *tenancyv1alpha1.Workspace, region string) *tenancyv1alpha1.KeyS
 		if ws.Status.Encryption.Keys[i].Region == region {
 			return &ws.Status.Encryption.Keys[i]
 		}
+	}
+	return nil
+}
+
+// findKey is the workspace's key in a region, nil until KMS has created it.
+func findKey(ws *tenancyv1alpha1.Workspace, region string) *tenancyv1alpha1.KeyStatus {
+	if entry := keyEntry(ws, region); entry != nil && entry.ARN != "" {
+		return entry
 	}
 	return nil
 }

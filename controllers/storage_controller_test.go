@@ -147,10 +147,21 @@ var _ = Describe("Encrypted storage", func() {
 		DeferCleanup(deleteWorkspace, ws.Name)
 
 		ws = expectReady(ws.Name)
-		Expect(ws.Status.Encryption.KeyCreationStartedAt).NotTo(BeNil())
 		for _, region := range []string{primaryRegion, replicaRegion} {
 			Expect(keysOf(region, "lost-key")).To(HaveLen(1), "exactly one key in %s", region)
+			Expect(findKey(ws, region)).NotTo(BeNil())
 		}
+	})
+
+	It("searches for an orphaned key only where a CreateKey may have been lost", func() {
+		emu.ResetCalls()
+		ws := newWorkspace("no-scan")
+		Expect(k8sClient.Create(ctx, ws)).To(Succeed())
+		DeferCleanup(deleteWorkspace, ws.Name)
+		expectReady(ws.Name)
+		// A scan lists every key in the account: at a thousand workspaces, a thousand calls.
+		Expect(emu.Calls().Count("kms", "ListKeys")).To(BeZero())
+		Expect(emu.Calls().Count("kms", "CreateKey")).To(Equal(2), "one key per region")
 	})
 
 	It("repairs AWS drift at the next drift check and says so", func() {

@@ -444,22 +444,19 @@ type EncryptionStatus struct {
 	// encrypts them with the primary key.
 	// +optional
 	StorageClassName string `json:"storageClassName,omitempty"`
-
-	// KeyCreationStartedAt is set before the operator first asks KMS for a key, so that a
-	// key whose creation was interrupted is found and adopted rather than created twice.
-	// +optional
-	KeyCreationStartedAt *metav1.Time `json:"keyCreationStartedAt,omitempty"`
 }
 
-// KeyStatus is one workspace key.
+// KeyStatus is one workspace key. An entry without an ARN records that the operator asked
+// KMS for the key and has not had the answer yet: an interrupted creation is then found and
+// adopted rather than repeated.
 type KeyStatus struct {
 	// Region of the key.
 	Region string `json:"region"`
-	// ARN of the key.
+	// ARN of the key; empty while it is being created.
 	ARN string `json:"arn"`
 	// Alias of the key.
 	Alias string `json:"alias"`
-	// State of the key in KMS, e.g. Enabled or PendingDeletion.
+	// State of the key in KMS, e.g. Enabled, or Creating until KMS answers.
 	State string `json:"state"`
 }
 
