@@ -129,7 +129,9 @@ func summarize(ws *tenancyv1alpha1.Workspace, stalledBy error) {
 }
 
 // recordTransitions emits an event for every condition whose status changed between
-// before and after: Normal when it became true, Warning when it became false.
+// before and after: Normal when it became true, Warning when it became false. A concern
+// that is simply satisfied from the start gets none: Ready says so once, which keeps a
+// thousand new workspaces from writing ten thousand events.
 func recordTransitions(recorder events.EventRecorder, ws *tenancyv1alpha1.Workspace, before []metav1.Condition) {
 	for _, c := range ws.Status.Conditions {
 		if c.Type == tenancyv1alpha1.ConditionReconciling {
@@ -137,6 +139,9 @@ func recordTransitions(recorder events.EventRecorder, ws *tenancyv1alpha1.Worksp
 		}
 		old := meta.FindStatusCondition(before, c.Type)
 		if old != nil && old.Status == c.Status && old.Reason == c.Reason {
+			continue
+		}
+		if old == nil && c.Status == metav1.ConditionTrue && c.Type != tenancyv1alpha1.ConditionReady && c.Type != tenancyv1alpha1.ConditionStalled {
 			continue
 		}
 		eventType := corev1.EventTypeNormal

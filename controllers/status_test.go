@@ -133,10 +133,13 @@ func TestRecordTransitionsOnlyOnChange(t *testing.T) {
 	recorder := events.NewFakeRecorder(100)
 	recordTransitions(recorder, ws, nil)
 	first := drain(recorder)
-	for _, want := range []string{"Warning OwnerRoleMissing AccessGranted", "Warning OwnerRoleMissing Stalled", "Normal Fine NamespaceReady"} {
+	for _, want := range []string{"Warning OwnerRoleMissing AccessGranted", "Warning OwnerRoleMissing Stalled", "Warning OwnerRoleMissing Ready"} {
 		if !containsPrefix(first, want) {
 			t.Errorf("no %q event among %v", want, first)
 		}
+	}
+	if containsPrefix(first, "Normal Fine") {
+		t.Errorf("concerns satisfied from the start emitted events: %v", first)
 	}
 
 	recordTransitions(recorder, ws, before)
