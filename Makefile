@@ -92,6 +92,12 @@ chart-lint: $(HELM) $(KUBE_SCORE) ## Check the chart is in sync with config/, li
 		--kube-version $(CHART_KUBE_VERSION) | \
 		$(KUBE_SCORE) score --ignore-container-cpu-limit --ignore-test container-image-pull-policy -
 
+##@ Benchmarks
+
+.PHONY: bench-backup
+bench-backup: ## Benchmark the backup agent against a plain tar upload and restic on a local MinIO (docs/performance-backup.md).
+	go run ./test/bench/backup -size 1GiB -runs 5 -out bin/bench-backup.json -pprof bin/bench-backup
+
 ##@ Run
 
 .PHONY: build

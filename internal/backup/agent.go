@@ -12,11 +12,12 @@ import (
 
 // Defaults of Agent's tunables.
 const (
-	// DefaultPartSize is the multipart part size. S3 allows 10,000 parts,
-	// so it caps an archive at about 156 GiB. Memory is dominated by the
-	// parts: each location holds up to UploadConcurrency+2 of them (in
-	// flight, being filled, and the first one read whole).
-	DefaultPartSize = 16 << 20
+	// DefaultPartSize is the smallest multipart part size the agent chooses
+	// by itself. Memory is dominated by the parts: each location holds up to
+	// UploadConcurrency+2 of them (in flight, being filled, and the first one
+	// read whole), so 8 MiB keeps two locations near 150 MiB. S3 allows
+	// 10,000 parts, so larger sources get larger parts (partSizeFor).
+	DefaultPartSize = 8 << 20
 	// DefaultUploadConcurrency is the number of parts in flight per
 	// location.
 	DefaultUploadConcurrency = 4
@@ -42,7 +43,8 @@ type Agent struct {
 	Now func() time.Time
 	// ChunkSize is the archive chunk size; 0 means DefaultChunkSize.
 	ChunkSize int
-	// PartSize is the multipart upload part size; 0 means DefaultPartSize.
+	// PartSize is the multipart upload part size; 0 chooses one from the
+	// size of the sources (partSizeFor).
 	PartSize int64
 	// UploadConcurrency is the parts uploaded in parallel per location; 0
 	// means DefaultUploadConcurrency.
@@ -68,11 +70,22 @@ func (a *Agent) now() time.Time {
 	return a.Now()
 }
 
-func (a *Agent) partSize() int64 {
-	if a.PartSize == 0 {
-		return DefaultPartSize
+// partSize is the configured part size, or one that fits sourceBytes.
+func (a *Agent) partSize(sourceBytes int64) int64 {
+	if a.PartSize != 0 {
+		return a.PartSize
 	}
-	return a.PartSize
+	return partSizeFor(sourceBytes)
+}
+
+// partSizeFor is the smallest part size, in whole MiB and at least DefaultPartSize, that
+// fits an archive of sourceBytes (compression only shrinks it; tar and the envelope add a
+// little) in S3's 10,000 parts with a tenth to spare.
+func partSizeFor(sourceBytes int64) int64 {
+	const mib = 1 << 20
+	need := (sourceBytes + sourceBytes/20) / (maxUploadParts * 9 / 10)
+	size := max(int64(DefaultPartSize), (need+mib-1)/mib*mib)
+	return min(size, maxPartSize)
 }
 
 func (a *Agent) uploadConcurrency() int {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -28,8 +29,11 @@ import (
 // time, which sorts like the backups' age.
 const BackupIDLayout = "20060102T150405Z"
 
-// maxUploadParts is the most parts S3 takes in one multipart upload.
-const maxUploadParts = 10000
+// S3's limits on one multipart upload.
+const (
+	maxUploadParts = 10000
+	maxPartSize    = 5 << 30
+)
 
 // abortTimeout bounds the AbortMultipartUpload the transfer manager sends
 // after a failed upload. It runs on a fresh context, because the backup's
@@ -280,10 +284,11 @@ func (a *Agent) stream(ctx context.Context, opts *Options, uploads []*upload, lo
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
+	partSize := a.partSize(sourceBytes(opts.Sources))
 	var wg sync.WaitGroup
 	for _, u := range uploads {
 		wg.Go(func() {
-			if err := u.send(ctx, a.partSize(), a.uploadConcurrency()); err != nil {
+			if err := u.send(ctx, partSize, a.uploadConcurrency()); err != nil {
 				// Only a failure of its own counts against the location,
 				// not one caused by another location's canceling all.
 				if ctx.Err() == nil {
@@ -490,4 +495,23 @@ func (a *Agent) commit(ctx context.Context, opts *Options, started time.Time, so
 		}
 	}
 	return err
+}
+
+// sourceBytes estimates the size of the sources from their regular files, to choose the
+// part size. An unreadable entry only makes the estimate smaller; reading the sources
+// for the archive reports it.
+func sourceBytes(sources []Source) int64 {
+	var total int64
+	for _, source := range sources {
+		_ = filepath.WalkDir(source.Path, func(_ string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			if info, err := d.Info(); err == nil {
+				total += info.Size()
+			}
+			return nil
+		})
+	}
+	return total
 }

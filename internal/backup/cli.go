@@ -112,7 +112,7 @@ func (c *cli) backup(ctx context.Context, args []string) error {
 	fs.StringVar(&opts.IncludePrefix, "include-prefix", "", "Only include the bucket's objects under this key prefix (which is stripped).")
 	fs.IntVar(&opts.RetentionDays, "retention-days", MaxRetentionDays, fmt.Sprintf("Days complete backups are kept, 1 to %d. The newest backup of a location is always kept.", MaxRetentionDays))
 	summaryFile := fs.String("summary-file", defaultSummaryFile, "File the JSON summary is written to (at most 4 KiB); the default is skipped when it does not exist, empty disables.")
-	partSize := fs.Int("part-size-mib", DefaultPartSize>>20, "Multipart upload part size in MiB (5 to 5120); archives are limited to 10,000 parts.")
+	partSize := fs.Int("part-size-mib", 0, "Multipart upload part size in MiB (5 to 5120); 0 chooses one from the size of the sources, at least 8, so that the archive fits S3's 10,000 parts.")
 	concurrency := fs.Int("upload-concurrency", DefaultUploadConcurrency, "Parts uploaded in parallel per location (1 to 64).")
 	compression := fs.String("compression", "default", "zstd level: fastest or default.")
 	if err := fs.Parse(args); err != nil {
@@ -121,8 +121,8 @@ func (c *cli) backup(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if *partSize < 5 || *partSize > 5120 {
-		return fmt.Errorf("--part-size-mib %d: must be 5 to 5120", *partSize)
+	if *partSize != 0 && (*partSize < 5 || *partSize > 5120) {
+		return fmt.Errorf("--part-size-mib %d: must be 0 (automatic) or 5 to 5120", *partSize)
 	}
 	if *concurrency < 1 || *concurrency > 64 {
 		return fmt.Errorf("--upload-concurrency %d: must be 1 to 64", *concurrency)

@@ -238,7 +238,7 @@ func TestProcessRejectsBadInvocations(t *testing.T) {
 		{[]string{"backup", "--workspace", testWorkspace, "--location", loc, "--source", src, "--retention-days", "8", "--summary-file", ""}, "retention of 8 days"},
 		{[]string{"backup", "--location", loc, "--source", src, "--summary-file", ""}, "workspace"},
 		{[]string{"backup", "--workspace", testWorkspace, "--location", "eu-west-1:bucket", "--source", src}, "want region=bucket"},
-		{[]string{"backup", "--workspace", testWorkspace, "--location", loc, "--source", src, "--part-size-mib", "1"}, "must be 5 to 5120"},
+		{[]string{"backup", "--workspace", testWorkspace, "--location", loc, "--source", src, "--part-size-mib", "1"}, "must be 0 (automatic) or 5 to 5120"},
 		{[]string{"restore", "--workspace", testWorkspace, "--location", loc}, "no target directory"},
 		{[]string{"restore", "--workspace", testWorkspace, "--location", loc, "--target", src, "stray"}, "unexpected arguments"},
 	} {
