@@ -503,14 +503,13 @@ func (a *Agent) commit(ctx context.Context, opts *Options, started time.Time, so
 func sourceBytes(sources []Source) int64 {
 	var total int64
 	for _, source := range sources {
-		_ = filepath.WalkDir(source.Path, func(_ string, d fs.DirEntry, err error) error {
-			if err != nil || !d.Type().IsRegular() {
-				return nil
+		_ = filepath.WalkDir(source.Path, func(_ string, d fs.DirEntry, walkErr error) error {
+			if walkErr == nil && d.Type().IsRegular() {
+				if info, err := d.Info(); err == nil {
+					total += info.Size()
+				}
 			}
-			if info, err := d.Info(); err == nil {
-				total += info.Size()
-			}
-			return nil
+			return nil // keep estimating past what cannot be read
 		})
 	}
 	return total
