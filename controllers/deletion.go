@@ -42,11 +42,11 @@ func (r *WorkspaceReconciler) deletionSteps() []deletionStep {
 	return []deletionStep{
 		{"RecordPurge", r.recordPurge},
 		{"StopBackups", r.stopBackups},
-		{"ScheduleKeyDeletion", r.scheduleKeyDeletion},
-		{"CloseBuckets", r.closeBuckets},
+		{"ScheduleKeyDeletion", r.onPurgeRecord(r.scheduleKeyDeletion)},
+		{"CloseBuckets", r.onPurgeRecord(r.closeBuckets)},
 		{"DeleteNamespace", r.deleteNamespace},
 		{"DeleteStorageClass", r.deleteStorageClass},
-		{"HandOverToPurge", r.handOverToPurge},
+		{"HandOverToPurge", r.onPurgeRecord(r.handOverToPurge)},
 	}
 }
 

@@ -60,8 +60,22 @@ func desiredPurge(ws *tenancyv1alpha1.Workspace, namespace string, window time.D
 	return purge
 }
 
-// livePurge reads the workspace's purge record from the API server; the steps after
-// recordPurge treat a missing record as a workspace that left nothing to purge.
+// onPurgeRecord runs a deletion step on the workspace's purge record, read live. A missing
+// record is a workspace that left nothing to purge: the step has nothing to do.
+func (r *WorkspaceReconciler) onPurgeRecord(step func(context.Context, *tenancyv1alpha1.Workspace, *tenancyv1alpha1.WorkspacePurge) (bool, error)) func(context.Context, *tenancyv1alpha1.Workspace) (bool, error) {
+	return func(ctx context.Context, ws *tenancyv1alpha1.Workspace) (bool, error) {
+		purge, err := r.livePurge(ctx, ws)
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return step(ctx, ws, purge)
+	}
+}
+
+// livePurge reads the workspace's purge record from the API server.
 func (r *WorkspaceReconciler) livePurge(ctx context.Context, ws *tenancyv1alpha1.Workspace) (*tenancyv1alpha1.WorkspacePurge, error) {
 	purge := &tenancyv1alpha1.WorkspacePurge{}
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: purgeName(ws)}, purge); err != nil {
@@ -139,16 +153,9 @@ func (r *WorkspaceReconciler) stopBackups(ctx context.Context, ws *tenancyv1alph
 // and records the dates. If KMS's date falls after the record's purgeAfter (the step ran
 // later than the deletion request), purgeAfter moves to it: the record never promises a
 // purge before the keys are gone.
-func (r *WorkspaceReconciler) scheduleKeyDeletion(ctx context.Context, ws *tenancyv1alpha1.Workspace) (bool, error) {
+func (r *WorkspaceReconciler) scheduleKeyDeletion(ctx context.Context, ws *tenancyv1alpha1.Workspace, purge *tenancyv1alpha1.WorkspacePurge) (bool, error) {
 	if r.Keys == nil {
 		return true, nil
-	}
-	purge, err := r.livePurge(ctx, ws)
-	if apierrors.IsNotFound(err) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
 	}
 	base := purge.DeepCopy()
 	owner := r.Config.Storage.owner(ws)
@@ -178,16 +185,9 @@ func (r *WorkspaceReconciler) scheduleKeyDeletion(ctx context.Context, ws *tenan
 }
 
 // closeBuckets makes every workspace bucket refuse new writes until the purge.
-func (r *WorkspaceReconciler) closeBuckets(ctx context.Context, ws *tenancyv1alpha1.Workspace) (bool, error) {
+func (r *WorkspaceReconciler) closeBuckets(ctx context.Context, _ *tenancyv1alpha1.Workspace, purge *tenancyv1alpha1.WorkspacePurge) (bool, error) {
 	if r.Buckets == nil {
 		return true, nil
-	}
-	purge, err := r.livePurge(ctx, ws)
-	if apierrors.IsNotFound(err) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
 	}
 	for _, b := range purge.Spec.Buckets {
 		if err := r.Buckets.Close(ctx, b.Region, b.Name); err != nil {
@@ -198,14 +198,7 @@ func (r *WorkspaceReconciler) closeBuckets(ctx context.Context, ws *tenancyv1alp
 }
 
 // handOverToPurge leaves the rest to the WorkspacePurge controller.
-func (r *WorkspaceReconciler) handOverToPurge(ctx context.Context, ws *tenancyv1alpha1.Workspace) (bool, error) {
-	purge, err := r.livePurge(ctx, ws)
-	if apierrors.IsNotFound(err) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
+func (r *WorkspaceReconciler) handOverToPurge(ctx context.Context, _ *tenancyv1alpha1.Workspace, purge *tenancyv1alpha1.WorkspacePurge) (bool, error) {
 	if purge.Status.State == tenancyv1alpha1.PurgeDeleting {
 		if err := r.setPurgeState(ctx, purge, tenancyv1alpha1.PurgePending); err != nil {
 			return false, err
