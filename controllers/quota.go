@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -46,9 +47,9 @@ func quotaLimits(ws *tenancyv1alpha1.Workspace) (tenancyv1alpha1.QuotaLimits, st
 }
 
 // desiredResourceQuota caps the namespace's totals. It forbids LoadBalancer and NodePort
-// services (a workspace is reached only through the ingress controller) and gives every
-// StorageClass but the workspace's encrypted one zero storage, so that no volume escapes
-// the workspace key even if the admission policy were missing.
+// services (a workspace is reached only through the ingress controller) and gives the
+// cluster's other StorageClasses zero storage, so that no volume falls back to an
+// unencrypted class even if the admission policy were missing.
 func desiredResourceQuota(ws *tenancyv1alpha1.Workspace, namespace string, otherClasses []string) *corev1.ResourceQuota {
 	limits, _ := quotaLimits(ws)
 	zero := resource.MustParse("0")
@@ -72,19 +73,22 @@ func desiredResourceQuota(ws *tenancyv1alpha1.Workspace, namespace string, other
 	}
 }
 
-// otherStorageClasses lists every StorageClass but the workspace's own.
-func (r *WorkspaceReconciler) otherStorageClasses(ctx context.Context, namespace string) ([]string, error) {
+// otherStorageClasses lists the cluster's StorageClasses that are not a workspace's own:
+// the unencrypted ones a claim could otherwise fall back to. Other workspaces' classes are
+// left out on purpose: the admission policy already refuses them, and listing them would
+// make every quota, and the status that copies it, grow with the number of workspaces.
+func (r *WorkspaceReconciler) otherStorageClasses(ctx context.Context) ([]string, error) {
 	var classes storagev1.StorageClassList
 	if err := r.List(ctx, &classes); err != nil {
 		return nil, fmt.Errorf("list StorageClasses: %w", err)
 	}
-	own := storageClassName(namespace)
 	var others []string
 	for _, class := range classes.Items {
-		if class.Name != own {
+		if class.Labels[tenancyv1alpha1.ManagedByLabel] != tenancyv1alpha1.ManagedByValue {
 			others = append(others, class.Name)
 		}
 	}
+	sort.Strings(others)
 	return others, nil
 }
 
@@ -117,7 +121,7 @@ func capped(want, ceiling corev1.ResourceList) corev1.ResourceList {
 
 // reconcileQuota applies the ResourceQuota and the LimitRange.
 func (r *WorkspaceReconciler) reconcileQuota(ctx context.Context, ws *tenancyv1alpha1.Workspace, namespace string) error {
-	otherClasses, err := r.otherStorageClasses(ctx, namespace)
+	otherClasses, err := r.otherStorageClasses(ctx)
 	if err != nil {
 		return failed("ResourceQuotaFailed", err)
 	}

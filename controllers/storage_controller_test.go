@@ -132,6 +132,11 @@ var _ = Describe("Encrypted storage", func() {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-quota-classes", Name: resourceQuotaName}, quota)).To(Succeed())
 			g.Expect(quota.Spec.Hard).To(HaveKeyWithValue(corev1.ResourceName("unencrypted-gp2.storageclass.storage.k8s.io/requests.storage"), resource.MustParse("0")))
 			g.Expect(quota.Spec.Hard).NotTo(HaveKey(corev1.ResourceName("ws-quota-classes-encrypted.storageclass.storage.k8s.io/requests.storage")))
+			// Other workspaces' classes are the admission policy's to refuse: listing them
+			// would grow every quota with the number of workspaces.
+			for name := range quota.Spec.Hard {
+				g.Expect(string(name)).NotTo(MatchRegexp(`^ws-.*-encrypted\.storageclass`), "quota lists another workspace's class")
+			}
 		}, timeout, interval).Should(Succeed())
 		// The operator updated its own quota for a new StorageClass: that is no drift.
 		Consistently(func(g Gomega) {

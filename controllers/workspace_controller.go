@@ -294,8 +294,8 @@ func (quotaSpecChanged) Update(e event.UpdateEvent) bool {
 }
 
 // workspacesForStorageClass maps a workspace's own StorageClass to its Workspace, and any
-// other StorageClass to every Workspace: each quota gives every other class zero storage,
-// so a class appearing or going changes them all.
+// other StorageClass to every Workspace: each quota gives the cluster's other classes zero
+// storage, so one appearing or going changes them all.
 func (r *WorkspaceReconciler) workspacesForStorageClass(ctx context.Context, obj client.Object) []reconcile.Request {
 	if requests := workspaceForObject(ctx, obj); requests != nil {
 		return requests
