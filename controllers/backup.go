@@ -307,9 +307,12 @@ func findLocation(status *tenancyv1alpha1.BackupStatus, region string) *tenancyv
 }
 
 // backupClaims lists the workspace's volumes. Tenants create them without the operator's
-// label, so the label-scoped cache cannot see them: they are read live, but only on the
-// AWS drift schedule (a new volume joins the backups within one drift interval) or while
-// the CronJob does not exist yet; in between, the CronJob's own list is kept.
+// label, so the label-scoped cache cannot see them: they are listed from the API server,
+// but only on the AWS drift schedule (a new volume joins the backups within one drift
+// interval) or while the CronJob does not exist yet; in between, the CronJob's own list is
+// kept. The list is served from the API server's watch cache rather than read from etcd:
+// it is one of the costliest requests a new workspace makes, and a claim created a moment
+// before would join at the next drift check all the same.
 func (r *WorkspaceReconciler) backupClaims(ctx context.Context, namespace string) ([]string, error) {
 	live := &batchv1.CronJob{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: backupCronJobName}, live)
@@ -326,7 +329,8 @@ func (r *WorkspaceReconciler) backupClaims(ctx context.Context, namespace string
 		return nil, err
 	}
 	var list corev1.PersistentVolumeClaimList
-	if err := r.APIReader.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+	fromWatchCache := &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}}
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(namespace), fromWatchCache); err != nil {
 		return nil, fmt.Errorf("list PersistentVolumeClaims in %s: %w", namespace, err)
 	}
 	claims := make([]string, 0, len(list.Items))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"text/template"
 
 	corev1 "k8s.io/api/core/v1"
@@ -171,11 +172,10 @@ func (r *WorkspaceReconciler) ensureBucket(ctx context.Context, ws *tenancyv1alp
 		return cloud.Bucket{}, awsFailure("S3", fmt.Errorf("bucket in %s: %w", req.Region, err))
 	}
 	if bucket.Created {
-		r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "BucketCreated", "Create", "created bucket %s in %s", bucket.Name, bucket.Region)
+		r.recordAWSCreated(ctx, ws, "bucket %s in %s", bucket.Name, bucket.Region)
 	}
 	if len(bucket.Repaired) > 0 {
-		r.Recorder.Eventf(ws, nil, corev1.EventTypeWarning, "AWSDriftRepaired", "Repair",
-			"bucket %s was changed outside the operator and has been restored: %v", bucket.Name, bucket.Repaired)
+		r.recordAWSRepaired(ctx, ws, "bucket %s (%s)", bucket.Name, strings.Join(bucket.Repaired, ", "))
 	}
 	return bucket, nil
 }

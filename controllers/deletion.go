@@ -81,6 +81,7 @@ func (r *WorkspaceReconciler) reconcileDelete(ctx context.Context, ws *tenancyv1
 	r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "Deleted", "Delete",
 		"namespace %s is gone and the data is pending purge (WorkspacePurge %s); releasing the finalizer", ws.Status.Namespace, purgeName(ws))
 	r.drift.forget(ws.UID)
+	r.ownWrites.forget(ws.UID)
 	return ctrl.Result{}, r.releaseFinalizer(ctx, ws)
 }
 

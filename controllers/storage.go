@@ -72,8 +72,15 @@ func (r *WorkspaceReconciler) reconcileEncryption(ctx context.Context, ws *tenan
 		ws.Status.Encryption = &tenancyv1alpha1.EncryptionStatus{}
 	}
 	if awsCheckDue(ctx) {
+		// A region marked before this reconcile may hold a key whose CreateKey answer was
+		// lost; one this reconcile marks does not, as the mark precedes every CreateKey.
+		interrupted := map[string]bool{}
 		for _, region := range r.Config.Storage.regions() {
-			if err := r.ensureKey(ctx, ws, region); err != nil {
+			entry := keyEntry(ws, region)
+			interrupted[region] = entry != nil && entry.ARN == ""
+		}
+		for _, region := range r.Config.Storage.regions() {
+			if err := r.ensureKey(ctx, ws, region, interrupted[region]); err != nil {
 				return err
 			}
 		}
@@ -94,23 +101,21 @@ func (r *WorkspaceReconciler) reconcileEncryption(ctx context.Context, ws *tenan
 }
 
 // ensureKey provisions or checks the key in one region and records it in status.
-func (r *WorkspaceReconciler) ensureKey(ctx context.Context, ws *tenancyv1alpha1.Workspace, region string) error {
-	entry := keyEntry(ws, region)
+func (r *WorkspaceReconciler) ensureKey(ctx context.Context, ws *tenancyv1alpha1.Workspace, region string, interrupted bool) error {
 	key, err := r.Keys.Ensure(ctx, cloud.KeyRequest{
 		Owner:         r.Config.Storage.owner(ws),
 		Region:        region,
-		MayHaveOrphan: entry != nil && entry.ARN == "",
-		BeforeCreate:  func(ctx context.Context) error { return r.markKeyCreation(ctx, ws, region) },
+		MayHaveOrphan: interrupted,
+		BeforeCreate:  func(ctx context.Context) error { return r.markKeyCreation(ctx, ws) },
 	})
 	if err != nil {
 		return awsFailure("KMS", fmt.Errorf("key in %s: %w", region, err))
 	}
 	if len(key.Repaired) > 0 {
-		r.Recorder.Eventf(ws, nil, corev1.EventTypeWarning, "AWSDriftRepaired", "Repair",
-			"KMS key %s in %s was changed outside the operator and has been restored: %v", key.ARN, region, key.Repaired)
+		r.recordAWSRepaired(ctx, ws, "KMS key %s (%s)", key.ARN, strings.Join(key.Repaired, ", "))
 	}
 	if key.Created {
-		r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "KeyCreated", "Create", "created KMS key %s (%s) in %s", key.ARN, key.Alias, region)
+		r.recordAWSCreated(ctx, ws, "KMS key %s (%s)", key.ARN, key.Alias)
 	}
 	status := tenancyv1alpha1.KeyStatus{Region: region, ARN: key.ARN, Alias: key.Alias, State: key.State}
 	if existing := keyEntry(ws, region); existing != nil {
@@ -125,22 +130,27 @@ func (r *WorkspaceReconciler) ensureKey(ctx context.Context, ws *tenancyv1alpha1
 // known yet.
 const keyCreating = "Creating"
 
-// markKeyCreation persists, before CreateKey in a region, that a key may exist there from
-// now on: if the answer is lost, the next attempt looks for that key instead of creating a
-// second one. It is the one status write outside the end of a reconcile: it must be
-// durable before the key is.
-func (r *WorkspaceReconciler) markKeyCreation(ctx context.Context, ws *tenancyv1alpha1.Workspace, region string) error {
-	if keyEntry(ws, region) != nil {
-		return nil
-	}
+// markKeyCreation persists, before the first CreateKey, that a key may exist from now on
+// in every region that has none recorded: if an answer is lost, the next attempt looks
+// for that key instead of creating a second one. It is the one status write outside the
+// end of a reconcile, as it must be durable before the keys are, and it marks all regions
+// at once so that a new workspace costs one such write, not one per region.
+func (r *WorkspaceReconciler) markKeyCreation(ctx context.Context, ws *tenancyv1alpha1.Workspace) error {
 	base := ws.DeepCopy()
 	marked := ws.DeepCopy()
-	entry := tenancyv1alpha1.KeyStatus{Region: region, State: keyCreating}
-	marked.Status.Encryption.Keys = append(marked.Status.Encryption.Keys, entry)
-	if err := r.Status().Patch(ctx, marked, client.MergeFrom(base)); err != nil {
-		return fmt.Errorf("record key creation in %s: %w", region, err)
+	for _, region := range r.Config.Storage.regions() {
+		if keyEntry(marked, region) == nil {
+			marked.Status.Encryption.Keys = append(marked.Status.Encryption.Keys, tenancyv1alpha1.KeyStatus{Region: region, State: keyCreating})
+		}
 	}
-	ws.Status.Encryption.Keys = append(ws.Status.Encryption.Keys, entry)
+	if len(marked.Status.Encryption.Keys) == len(base.Status.Encryption.Keys) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, marked, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("record key creation: %w", err)
+	}
+	r.ownWrites.record(marked)
+	ws.Status.Encryption.Keys = marked.Status.Encryption.Keys
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -53,6 +54,35 @@ func poke(namespace string) {
 }
 
 var _ = Describe("Encrypted storage", func() {
+	It("provisions a new workspace with two status writes and one event per kind of change", func() {
+		ws := newWorkspace("lean")
+		Expect(k8sClient.Create(ctx, ws)).To(Succeed())
+		DeferCleanup(deleteWorkspace, ws.Name)
+		expectReady(ws.Name)
+		time.Sleep(time.Second) // let the reconciles the child writes queued run
+
+		By("writing the status once before the keys exist, for crash safety, and once at the end")
+		// The child watches queue a second reconcile before the informer has the first
+		// one's status; it must wait for it rather than write the status again.
+		Expect(statusPatches.get(ws.Name)).To(Equal(2))
+
+		By("naming every key and bucket in one event, and reporting no repair of what was just created")
+		events := workspaceEvents(Default, ws.Name)
+		var reasons []string
+		for _, e := range events {
+			reasons = append(reasons, e.Reason)
+			Expect(e.Series).To(BeNil(), "event %s %s was emitted more than once", e.Reason, e.Note)
+		}
+		Expect(reasons).To(ConsistOf("AWSResourcesCreated", "Ready"))
+		for _, e := range events {
+			if e.Reason == "AWSResourcesCreated" {
+				Expect(e.Note).To(ContainSubstring("alias/workspace-operator/lean"))
+				Expect(strings.Count(e.Note, "KMS key")).To(Equal(2))
+				Expect(strings.Count(e.Note, "bucket ")).To(Equal(4))
+			}
+		}
+	})
+
 	It("gives each workspace its own keys, an encrypted StorageClass and secured buckets in two regions", func() {
 		ws := newWorkspace("storage")
 		Expect(k8sClient.Create(ctx, ws)).To(Succeed())

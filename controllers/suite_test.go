@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,8 +42,10 @@ var (
 	k8sClient client.Client // direct, uncached: what the API server really holds
 	writes    atomic.Int64  // writes the operator made through its client
 	wsReads   atomic.Int64  // Workspace reads by the operator: one per reconcile
-	emu       *awsemu.Server
-	fakeClock *clocktesting.FakeClock // drives the AWS drift checks
+	// statusPatches counts the operator's status patches by Workspace name.
+	statusPatches = &perName{counts: map[string]int{}}
+	emu           *awsemu.Server
+	fakeClock     *clocktesting.FakeClock // drives the AWS drift checks
 )
 
 // Regions of the emulated AWS account.
@@ -222,5 +225,25 @@ func (w countingStatusWriter) Update(ctx context.Context, obj client.Object, opt
 
 func (w countingStatusWriter) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 	writes.Add(1)
+	if _, ok := obj.(*tenancyv1alpha1.Workspace); ok {
+		statusPatches.add(obj.GetName())
+	}
 	return w.SubResourceWriter.Patch(ctx, obj, patch, opts...)
+}
+
+type perName struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (p *perName) add(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.counts[name]++
+}
+
+func (p *perName) get(name string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.counts[name]
 }

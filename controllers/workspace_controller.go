@@ -50,6 +50,7 @@ type WorkspaceReconciler struct {
 	Clock clock.PassiveClock
 
 	drift            *driftSchedule
+	ownWrites        *ownWrites
 	cache            cache.Cache
 	controller       controller.Controller
 	certificateWatch struct {
@@ -92,6 +93,9 @@ func (r *WorkspaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.Get(ctx, req.NamespacedName, ws); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if r.ownWrites.behind(ws) {
+		return ctrl.Result{RequeueAfter: cacheLagRetry}, nil
+	}
 
 	// The finalizer goes on, and is persisted, before anything exists that it would have
 	// to clean up.
@@ -99,6 +103,7 @@ func (r *WorkspaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if err := r.Update(ctx, ws); err != nil {
 			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
 		}
+		r.ownWrites.record(ws)
 	}
 
 	before := ws.DeepCopy()
@@ -130,6 +135,8 @@ func (r *WorkspaceReconciler) reconcileNormal(ctx context.Context, ws *tenancyv1
 
 	awsDue := r.drift.due(ws)
 	ctx = withAWSCheck(ctx, awsDue)
+	ctx, changes := withAWSChanges(ctx)
+	defer changes.emit(r, ws)
 	var errs []error
 	for _, c := range r.concerns() {
 		if err := c.reconcile(ctx, ws, namespace); err != nil {
@@ -224,6 +231,9 @@ func (r *WorkspaceReconciler) patchStatus(ctx context.Context, before, ws *tenan
 	if err != nil {
 		return fmt.Errorf("patch status: %w", err)
 	}
+	if ws.DeletionTimestamp.IsZero() || controllerutil.ContainsFinalizer(ws, tenancyv1alpha1.WorkspaceFinalizer) {
+		r.ownWrites.record(ws)
+	}
 	return nil
 }
 
@@ -238,6 +248,7 @@ func (r *WorkspaceReconciler) SetupWithManager(mgr ctrl.Manager, options control
 		r.Clock = clock.RealClock{}
 	}
 	r.drift = newDriftSchedule(r.Config.Storage.DriftCheckInterval, r.Clock)
+	r.ownWrites = newOwnWrites()
 	toWorkspace := handler.EnqueueRequestsFromMapFunc(workspaceForObject)
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&tenancyv1alpha1.Workspace{}, builder.WithPredicates(predicate.Or(

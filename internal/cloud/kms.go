@@ -102,16 +102,19 @@ func (k *Keys) Ensure(ctx context.Context, req KeyRequest) (Key, error) {
 		return Key{}, err
 	}
 	if meta == nil {
+		// A key just created has the state, rotation and policy it was created with:
+		// there is nothing to read back, and nothing to call repaired.
 		if meta, err = k.create(ctx, c, req, alias); err != nil {
 			return Key{}, err
 		}
 		key.Created = true
-	} else if err := k.checkAdoptable(ctx, c, req.Owner, meta); err != nil {
-		return Key{}, err
-	}
-
-	if key.Repaired, err = k.repair(ctx, c, meta); err != nil {
-		return Key{}, err
+	} else {
+		if err := k.checkAdoptable(ctx, c, req.Owner, meta); err != nil {
+			return Key{}, err
+		}
+		if key.Repaired, err = k.repair(ctx, c, meta); err != nil {
+			return Key{}, err
+		}
 	}
 	key.ARN, key.ID = aws.ToString(meta.Arn), aws.ToString(meta.KeyId)
 	key.State = string(kmstypes.KeyStateEnabled)
@@ -210,6 +213,11 @@ func (k *Keys) create(ctx context.Context, c KMS, req KeyRequest, alias string) 
 	}
 	if err := k.createAlias(ctx, c, alias, out.KeyMetadata); err != nil {
 		return nil, err
+	}
+	// After the alias, so that a failure here leaves a key the next attempt finds by its
+	// alias and repairs.
+	if _, err := c.EnableKeyRotation(ctx, &kms.EnableKeyRotationInput{KeyId: out.KeyMetadata.KeyId}); err != nil {
+		return nil, fmt.Errorf("enable rotation of key %s: %w", aws.ToString(out.KeyMetadata.KeyId), err)
 	}
 	return out.KeyMetadata, nil
 }

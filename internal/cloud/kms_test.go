@@ -22,6 +22,17 @@ func TestEnsureKeyCreatesAShreddableKey(t *testing.T) {
 	if !key.Created || key.Alias != "alias/workspace-operator/acme" || key.State != "Enabled" || !key.RotationEnabled {
 		t.Errorf("key = %+v", key)
 	}
+	// A new key is set up as it is created: nothing is read back, nothing was repaired.
+	if len(key.Repaired) != 0 {
+		t.Errorf("a new key reports repairs: %v", key.Repaired)
+	}
+	calls := map[string]int{}
+	for call, n := range e.emu.Calls() {
+		calls[call.Operation] += n
+	}
+	if diff := cmp.Diff(map[string]int{"DescribeKey": 1, "CreateKey": 1, "CreateAlias": 1, "EnableKeyRotation": 1}, calls); diff != "" {
+		t.Errorf("calls to create a key (-want +got):\n%s", diff)
+	}
 
 	keys := e.keysIn(primary)
 	if len(keys) != 1 {

@@ -128,38 +128,45 @@ func (b *Buckets) Ensure(ctx context.Context, req BucketRequest) (Bucket, error)
 	}
 	name := aws.String(bucket.Name)
 
-	settings := []struct {
-		what   string
-		ensure func() (bool, error)
-	}{
-		{"public access block", func() (bool, error) { return ensurePublicAccessBlock(ctx, c, name) }},
-		{"object ownership", func() (bool, error) { return ensureOwnership(ctx, c, name) }},
-		{"versioning", func() (bool, error) { return ensureVersioning(ctx, c, name) }},
-		{"default encryption", func() (bool, error) { return ensureEncryption(ctx, c, name, req.KeyARN) }},
-		{"bucket policy", func() (bool, error) { return ensurePolicy(ctx, c, name, bucketPolicy(bucket.Name, req.KeyARN)) }},
+	settings := []bucketSetting{
+		publicAccessBlock(), ownership(), versioning(), encryption(req.KeyARN), policy(bucketPolicy(bucket.Name, req.KeyARN)),
 	}
 	if req.Replication != nil {
-		settings = append(settings, struct {
-			what   string
-			ensure func() (bool, error)
-		}{"replication", func() (bool, error) { return ensureReplication(ctx, c, name, req.Replication) }})
+		settings = append(settings, replication(req.Replication))
 	}
 	if req.ExpireAfterDays > 0 {
-		settings = append(settings, struct {
-			what   string
-			ensure func() (bool, error)
-		}{"lifecycle", func() (bool, error) { return ensureLifecycle(ctx, c, name, req.ExpireAfterDays) }})
+		settings = append(settings, lifecycle(req.ExpireAfterDays))
 	}
 	for _, s := range settings {
-		changed, err := s.ensure()
+		var err error
+		switch {
+		case bucket.Created && s.setAtCreation:
+			continue
+		case bucket.Created:
+			// A bucket just created has none of the settings: reading them back would
+			// only cost calls.
+			err = s.put(ctx, c, name)
+		default:
+			var changed bool
+			if changed, err = s.ensure(ctx, c, name); changed {
+				bucket.Repaired = append(bucket.Repaired, s.what)
+			}
+		}
 		if err != nil {
 			return Bucket{}, fmt.Errorf("bucket %s %s: %w", bucket.Name, s.what, err)
 		}
-		if changed && !bucket.Created {
-			bucket.Repaired = append(bucket.Repaired, s.what)
-		}
 	}
 	return bucket, nil
+}
+
+// bucketSetting is one security setting of a bucket: how to tell that it is in place, and
+// how to put it in place.
+type bucketSetting struct {
+	what string
+	// setAtCreation settings are part of CreateBucket.
+	setAtCreation bool
+	inPlace       func(ctx context.Context, c S3, bucket *string) (bool, error)
+	put           func(ctx context.Context, c S3, bucket *string) error
 }
 
 // createOrAdopt creates the bucket, or checks that an existing one is this workspace's.
@@ -216,91 +223,137 @@ func (b *Buckets) checkOwned(ctx context.Context, c S3, owner Owner, name string
 	return nil
 }
 
-func ensurePublicAccessBlock(ctx context.Context, c S3, bucket *string) (bool, error) {
-	want := &s3types.PublicAccessBlockConfiguration{
-		BlockPublicAcls: aws.Bool(true), IgnorePublicAcls: aws.Bool(true),
-		BlockPublicPolicy: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true),
-	}
-	out, err := c.GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: bucket})
-	if err == nil {
-		got := out.PublicAccessBlockConfiguration
-		if aws.ToBool(got.BlockPublicAcls) && aws.ToBool(got.IgnorePublicAcls) && aws.ToBool(got.BlockPublicPolicy) && aws.ToBool(got.RestrictPublicBuckets) {
-			return false, nil
-		}
-	} else if !hasCode(err, "NoSuchPublicAccessBlockConfiguration") {
+// ensure puts the setting in place unless it already is, and reports whether it had to.
+func (s bucketSetting) ensure(ctx context.Context, c S3, bucket *string) (bool, error) {
+	inPlace, err := s.inPlace(ctx, c, bucket)
+	if err != nil || inPlace {
 		return false, err
 	}
-	_, err = c.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: bucket, PublicAccessBlockConfiguration: want})
-	return true, err
+	return true, s.put(ctx, c, bucket)
 }
 
-func ensureOwnership(ctx context.Context, c S3, bucket *string) (bool, error) {
-	out, err := c.GetBucketOwnershipControls(ctx, &s3.GetBucketOwnershipControlsInput{Bucket: bucket})
-	if err == nil && out.OwnershipControls != nil && len(out.OwnershipControls.Rules) == 1 &&
-		out.OwnershipControls.Rules[0].ObjectOwnership == s3types.ObjectOwnershipBucketOwnerEnforced {
-		return false, nil
-	}
-	if err != nil && !hasCode(err, "OwnershipControlsNotFoundError") {
-		return false, err
-	}
-	_, err = c.PutBucketOwnershipControls(ctx, &s3.PutBucketOwnershipControlsInput{Bucket: bucket, OwnershipControls: &s3types.OwnershipControls{
-		Rules: []s3types.OwnershipControlsRule{{ObjectOwnership: s3types.ObjectOwnershipBucketOwnerEnforced}},
-	}})
-	return true, err
-}
-
-func ensureVersioning(ctx context.Context, c S3, bucket *string) (bool, error) {
-	out, err := c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: bucket})
-	if err != nil {
-		return false, err
-	}
-	if out.Status == s3types.BucketVersioningStatusEnabled {
-		return false, nil
-	}
-	_, err = c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: bucket, VersioningConfiguration: &s3types.VersioningConfiguration{
-		Status: s3types.BucketVersioningStatusEnabled,
-	}})
-	return true, err
-}
-
-func ensureEncryption(ctx context.Context, c S3, bucket *string, keyARN string) (bool, error) {
-	want := s3types.ServerSideEncryptionRule{
-		ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{
-			SSEAlgorithm:   s3types.ServerSideEncryptionAwsKms,
-			KMSMasterKeyID: aws.String(keyARN),
+func publicAccessBlock() bucketSetting {
+	return bucketSetting{
+		what: "public access block",
+		inPlace: func(ctx context.Context, c S3, bucket *string) (bool, error) {
+			out, err := c.GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: bucket})
+			if hasCode(err, "NoSuchPublicAccessBlockConfiguration") {
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			got := out.PublicAccessBlockConfiguration
+			return aws.ToBool(got.BlockPublicAcls) && aws.ToBool(got.IgnorePublicAcls) && aws.ToBool(got.BlockPublicPolicy) && aws.ToBool(got.RestrictPublicBuckets), nil
 		},
-		BucketKeyEnabled: aws.Bool(true),
+		put: func(ctx context.Context, c S3, bucket *string) error {
+			_, err := c.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: bucket, PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
+				BlockPublicAcls: aws.Bool(true), IgnorePublicAcls: aws.Bool(true),
+				BlockPublicPolicy: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true),
+			}})
+			return err
+		},
 	}
-	out, err := c.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: bucket})
-	if err == nil && out.ServerSideEncryptionConfiguration != nil && len(out.ServerSideEncryptionConfiguration.Rules) == 1 {
-		got := out.ServerSideEncryptionConfiguration.Rules[0]
-		if d := got.ApplyServerSideEncryptionByDefault; d != nil && d.SSEAlgorithm == s3types.ServerSideEncryptionAwsKms &&
-			aws.ToString(d.KMSMasterKeyID) == keyARN && aws.ToBool(got.BucketKeyEnabled) {
-			return false, nil
-		}
-	}
-	if err != nil && !hasCode(err, "ServerSideEncryptionConfigurationNotFoundError") {
-		return false, err
-	}
-	_, err = c.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: bucket, ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{
-		Rules: []s3types.ServerSideEncryptionRule{want},
-	}})
-	return true, err
 }
 
-func ensurePolicy(ctx context.Context, c S3, bucket *string, policy string) (bool, error) {
-	out, err := c.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: bucket})
-	if err == nil && sameJSON(aws.ToString(out.Policy), policy) {
-		return false, nil
+func ownership() bucketSetting {
+	return bucketSetting{
+		what:          "object ownership",
+		setAtCreation: true,
+		inPlace: func(ctx context.Context, c S3, bucket *string) (bool, error) {
+			out, err := c.GetBucketOwnershipControls(ctx, &s3.GetBucketOwnershipControlsInput{Bucket: bucket})
+			if hasCode(err, "OwnershipControlsNotFoundError") {
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			return out.OwnershipControls != nil && len(out.OwnershipControls.Rules) == 1 &&
+				out.OwnershipControls.Rules[0].ObjectOwnership == s3types.ObjectOwnershipBucketOwnerEnforced, nil
+		},
+		put: func(ctx context.Context, c S3, bucket *string) error {
+			_, err := c.PutBucketOwnershipControls(ctx, &s3.PutBucketOwnershipControlsInput{Bucket: bucket, OwnershipControls: &s3types.OwnershipControls{
+				Rules: []s3types.OwnershipControlsRule{{ObjectOwnership: s3types.ObjectOwnershipBucketOwnerEnforced}},
+			}})
+			return err
+		},
 	}
-	if err != nil && !hasCode(err, "NoSuchBucketPolicy") {
-		return false, err
-	}
-	_, err = c.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: bucket, Policy: aws.String(policy)})
-	return true, err
 }
 
-func ensureReplication(ctx context.Context, c S3, bucket *string, r *Replication) (bool, error) {
+func versioning() bucketSetting {
+	return bucketSetting{
+		what: "versioning",
+		inPlace: func(ctx context.Context, c S3, bucket *string) (bool, error) {
+			out, err := c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: bucket})
+			if err != nil {
+				return false, err
+			}
+			return out.Status == s3types.BucketVersioningStatusEnabled, nil
+		},
+		put: func(ctx context.Context, c S3, bucket *string) error {
+			_, err := c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: bucket, VersioningConfiguration: &s3types.VersioningConfiguration{
+				Status: s3types.BucketVersioningStatusEnabled,
+			}})
+			return err
+		},
+	}
+}
+
+func encryption(keyARN string) bucketSetting {
+	return bucketSetting{
+		what: "default encryption",
+		inPlace: func(ctx context.Context, c S3, bucket *string) (bool, error) {
+			out, err := c.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: bucket})
+			if hasCode(err, "ServerSideEncryptionConfigurationNotFoundError") {
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			if out.ServerSideEncryptionConfiguration == nil || len(out.ServerSideEncryptionConfiguration.Rules) != 1 {
+				return false, nil
+			}
+			got := out.ServerSideEncryptionConfiguration.Rules[0]
+			d := got.ApplyServerSideEncryptionByDefault
+			return d != nil && d.SSEAlgorithm == s3types.ServerSideEncryptionAwsKms &&
+				aws.ToString(d.KMSMasterKeyID) == keyARN && aws.ToBool(got.BucketKeyEnabled), nil
+		},
+		put: func(ctx context.Context, c S3, bucket *string) error {
+			_, err := c.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: bucket, ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{
+				Rules: []s3types.ServerSideEncryptionRule{{
+					ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{
+						SSEAlgorithm:   s3types.ServerSideEncryptionAwsKms,
+						KMSMasterKeyID: aws.String(keyARN),
+					},
+					BucketKeyEnabled: aws.Bool(true),
+				}},
+			}})
+			return err
+		},
+	}
+}
+
+func policy(document string) bucketSetting {
+	return bucketSetting{
+		what: "bucket policy",
+		inPlace: func(ctx context.Context, c S3, bucket *string) (bool, error) {
+			out, err := c.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: bucket})
+			if hasCode(err, "NoSuchBucketPolicy") {
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			return sameJSON(aws.ToString(out.Policy), document), nil
+		},
+		put: func(ctx context.Context, c S3, bucket *string) error {
+			_, err := c.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: bucket, Policy: aws.String(document)})
+			return err
+		},
+	}
+}
+
+func replication(r *Replication) bucketSetting {
 	want := &s3types.ReplicationConfiguration{
 		Role: aws.String(r.RoleARN),
 		Rules: []s3types.ReplicationRule{{
@@ -316,15 +369,23 @@ func ensureReplication(ctx context.Context, c S3, bucket *string, r *Replication
 			},
 		}},
 	}
-	out, err := c.GetBucketReplication(ctx, &s3.GetBucketReplicationInput{Bucket: bucket})
-	if err == nil && sameReplication(out.ReplicationConfiguration, want) {
-		return false, nil
+	return bucketSetting{
+		what: "replication",
+		inPlace: func(ctx context.Context, c S3, bucket *string) (bool, error) {
+			out, err := c.GetBucketReplication(ctx, &s3.GetBucketReplicationInput{Bucket: bucket})
+			if hasCode(err, "ReplicationConfigurationNotFoundError") {
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			return sameReplication(out.ReplicationConfiguration, want), nil
+		},
+		put: func(ctx context.Context, c S3, bucket *string) error {
+			_, err := c.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: bucket, ReplicationConfiguration: want})
+			return err
+		},
 	}
-	if err != nil && !hasCode(err, "ReplicationConfigurationNotFoundError") {
-		return false, err
-	}
-	_, err = c.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: bucket, ReplicationConfiguration: want})
-	return true, err
 }
 
 // expiryRules make S3 enforce retention on its own: current objects expire after days,
@@ -349,18 +410,26 @@ func expiryRules(days int32) []s3types.LifecycleRule {
 	}
 }
 
-func ensureLifecycle(ctx context.Context, c S3, bucket *string, days int32) (bool, error) {
+func lifecycle(days int32) bucketSetting {
 	want := expiryRules(days)
-	out, err := c.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: bucket})
-	if err == nil && sameLifecycle(out.Rules, want) {
-		return false, nil
+	return bucketSetting{
+		what: "lifecycle",
+		inPlace: func(ctx context.Context, c S3, bucket *string) (bool, error) {
+			out, err := c.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: bucket})
+			if hasCode(err, "NoSuchLifecycleConfiguration") {
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			return sameLifecycle(out.Rules, want), nil
+		},
+		put: func(ctx context.Context, c S3, bucket *string) error {
+			_, err := c.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{Bucket: bucket,
+				LifecycleConfiguration: &s3types.BucketLifecycleConfiguration{Rules: want}})
+			return err
+		},
 	}
-	if err != nil && !hasCode(err, "NoSuchLifecycleConfiguration") {
-		return false, err
-	}
-	_, err = c.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{Bucket: bucket,
-		LifecycleConfiguration: &s3types.BucketLifecycleConfiguration{Rules: want}})
-	return true, err
 }
 
 func sameLifecycle(got, want []s3types.LifecycleRule) bool {
@@ -402,7 +471,7 @@ func (b *Buckets) Close(ctx context.Context, region, name string) error {
 	if err != nil {
 		return err
 	}
-	_, err = ensurePolicy(ctx, c, aws.String(name), closedBucketPolicy(name))
+	_, err = policy(closedBucketPolicy(name)).ensure(ctx, c, aws.String(name))
 	if hasCode(err, "NoSuchBucket") {
 		return nil
 	}

@@ -43,9 +43,20 @@ func TestEnsureBucketAppliesEverySecuritySetting(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()
 	key := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
+	e.emu.ResetCalls()
 	bucket := ensureBucket(t, e, cloud.BucketRequest{Owner: owner, Name: e.buckets.Name(owner, primary), Region: primary, KeyARN: key.ARN})
-	if !bucket.Created || bucket.Region != primary {
+	if !bucket.Created || bucket.Region != primary || len(bucket.Repaired) != 0 {
 		t.Errorf("bucket = %+v", bucket)
+	}
+	// A new bucket's settings are put, not read back first.
+	calls := map[string]int{}
+	for call, n := range e.emu.Calls() {
+		calls[call.Operation] += n
+	}
+	wantCalls := map[string]int{"HeadBucket": 1, "CreateBucket": 1, "PutBucketTagging": 1, "PutPublicAccessBlock": 1,
+		"PutBucketVersioning": 1, "PutBucketEncryption": 1, "PutBucketPolicy": 1}
+	if diff := cmp.Diff(wantCalls, calls); diff != "" {
+		t.Errorf("calls to create a bucket (-want +got):\n%s", diff)
 	}
 	c, name := e.s3[primary], aws.String(bucket.Name)
 
