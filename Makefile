@@ -94,6 +94,13 @@ chart-lint: $(HELM) $(KUBE_SCORE) ## Check the chart is in sync with config/, li
 
 ##@ Benchmarks
 
+# Workspaces make bench provisions: BENCH_WORKSPACES=100 for a quick run.
+BENCH_WORKSPACES ?= 1000
+
+.PHONY: bench
+bench: ## Benchmark the operator against the floor of its work, N = BENCH_WORKSPACES (docs/performance.md); run it alone on the machine.
+	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/bench -workspaces $(BENCH_WORKSPACES) -out bin/bench-$(BENCH_WORKSPACES).json
+
 .PHONY: bench-backup
 bench-backup: ## Benchmark the backup agent against a plain tar upload and restic on a local MinIO (docs/performance-backup.md).
 	go run ./test/bench/backup -size 1GiB -runs 5 -out bin/bench-backup.json -pprof bin/bench-backup

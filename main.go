@@ -63,6 +63,7 @@ type options struct {
 	metricsAddr             string
 	secureMetrics           bool
 	probeAddr               string
+	pprofAddr               string
 	leaderElect             bool
 	leaderElectionNamespace string
 	maxConcurrentReconciles int
@@ -88,6 +89,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 disables it.")
 	fs.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticated and authorized by the API server.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address the Go profiling endpoints (/debug/pprof/) bind to, e.g. 127.0.0.1:6060; empty disables them. "+
+		"Off by default: they serve profiles, goroutine stacks and the command line with no authentication, so bind to loopback and reach them with kubectl port-forward.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that several replicas can run with one active.")
 	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease; defaults to the pod's namespace.")
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 8, "Workspaces reconciled in parallel.")
@@ -263,6 +266,7 @@ func run(args []string) error {
 		Scheme:                        controllers.Scheme(),
 		Metrics:                       metricsOptions,
 		HealthProbeBindAddress:        o.probeAddr,
+		PprofBindAddress:              o.pprofAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              "workspace-operator.tenancy.workspace-operator.io",
 		LeaderElectionNamespace:       o.leaderElectionNamespace,

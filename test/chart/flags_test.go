@@ -178,7 +178,7 @@ func TestChartExposesEveryFlag(t *testing.T) {
 	skipShort(t)
 	flags := operatorFlags(t)
 	set := map[string]bool{}
-	for _, values := range [][]string{nil, {"--set", "leaderElection.namespace=kube-system", "--set", "aws.kmsKeyPolicy.Version=2012-10-17"}} {
+	for _, values := range [][]string{nil, {"--set", "leaderElection.namespace=kube-system", "--set", "aws.kmsKeyPolicy.Version=2012-10-17", "--set", "pprof.bindAddress=127.0.0.1:6060"}} {
 		for _, arg := range args(t, find(mustRender(t, values...), "Deployment", releaseName)) {
 			name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
 			set[name] = true
@@ -214,7 +214,7 @@ func TestRenderedArgsAccepted(t *testing.T) {
 			"--set", "logLevel=debug", "--set", "logFormat=console", "--set", "logStacktraceLevel=panic",
 			"--set", "logTimeEncoding=rfc3339", "--set", "logDevelopment=true",
 			"--set", "leaderElection.namespace=kube-system", "--set", "metrics.secure=false",
-			"--set", "metrics.port=9090", "--set", "probes.port=9091",
+			"--set", "metrics.port=9090", "--set", "probes.port=9091", "--set", "pprof.bindAddress=127.0.0.1:6060",
 			"--set", "clusterName=prod-eu-1", "--set", "aws.region=eu-west-1", "--set", "aws.replicaRegion=eu-central-1",
 			"--set", "aws.replicationRoleArn=arn:aws:iam::123456789012:role/replication",
 			"--set", "aws.endpointUrl=https://vpce.example.com", "--set", "aws.driftCheckInterval=30m",

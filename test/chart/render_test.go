@@ -246,6 +246,7 @@ func TestBadValues(t *testing.T) {
 		{"latest tag", []string{"--set", "image.tag=latest"}, `image.tag must not be "latest"`},
 		{"root user", []string{"--set", "securityContext.runAsUser=0"}, "at '/securityContext/runAsUser'"},
 		{"bad port", []string{"--set", "metrics.port=70000"}, "at '/metrics/port'"},
+		{"pprof address without port", []string{"--set", "pprof.bindAddress=127.0.0.1"}, "at '/pprof/bindAddress'"},
 		{"qps not positive", []string{"--set", "kubeApiQps=0"}, "at '/kubeApiQps'"},
 		{"no dns labels", []string{"--set", "dnsPodLabels=null"}, "dnsPodLabels"},
 		{"bad extra arg", []string{"--set", "extraArgs={verbose}"}, "at '/extraArgs/0'"},

@@ -92,6 +92,9 @@ leaderElection.enabled says.
 {{- end }}
 - {{ printf "--metrics-secure=%t" $v.metrics.secure | quote }}
 - {{ printf "--health-probe-bind-address=:%d" (int $v.probes.port) | quote }}
+{{- with $v.pprof.bindAddress }}
+- {{ printf "--pprof-bind-address=%s" . | quote }}
+{{- end }}
 - {{ printf "--namespace-prefix=%s" $v.namespacePrefix | quote }}
 - {{ printf "--ingress-namespaces=%s" (join "," $v.ingressNamespaces) | quote }}
 - {{ printf "--dns-namespace=%s" $v.dnsNamespace | quote }}
