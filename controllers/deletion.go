@@ -19,8 +19,9 @@ import (
 )
 
 // requeueWhileDeleting is how often a deletion in progress is checked when no watch event
-// arrives first.
-const requeueWhileDeleting = 5 * time.Second
+// arrives first. The one step that waits, for the namespace to be gone, is woken by the
+// namespace watch; this is the safety net, and every pass repeats the steps' live reads.
+const requeueWhileDeleting = 30 * time.Second
 
 // The operator's CustomResourceDefinitions, whose own deletion must not destroy tenant data.
 const (

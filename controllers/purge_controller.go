@@ -209,7 +209,7 @@ func (r *WorkspacePurgeReconciler) SetupWithManager(mgr ctrl.Manager, options co
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
-	r.Client = client.WithFieldOwner(r.Client, FieldOwner)
+	r.Client = client.WithFieldOwner(keepServerManagedFields{r.Client}, FieldOwner)
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&tenancyv1alpha1.WorkspacePurge{}).
 		WithOptions(options).

@@ -7,6 +7,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -177,6 +178,11 @@ func (r *WorkspaceReconciler) scheduleKeyDeletion(ctx context.Context, ws *tenan
 		}
 		r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "KeyDeletionScheduled", "Delete",
 			"KMS key %s in %s will be deleted at %s", key.ARN, key.Region, date.UTC().Format(time.RFC3339))
+	}
+	if equality.Semantic.DeepEqual(base.Spec, purge.Spec) {
+		// Every date was recorded by an earlier pass: the optimistic lock would make the
+		// patch a write even with nothing in it.
+		return true, nil
 	}
 	if err := r.Patch(ctx, purge, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		return false, fmt.Errorf("record key deletion dates: %w", err)

@@ -9,6 +9,9 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
 )
@@ -79,14 +82,15 @@ func desiredResourceQuota(ws *tenancyv1alpha1.Workspace, namespace string, other
 // make every quota, and the status that copies it, grow with the number of workspaces.
 func (r *WorkspaceReconciler) otherStorageClasses(ctx context.Context) ([]string, error) {
 	var classes storagev1.StorageClassList
-	if err := r.List(ctx, &classes); err != nil {
+	// Only the names are read, so the cache need not copy the classes it matches; and the
+	// workspaces' own classes are filtered out before any copy, as every reconcile runs
+	// this list and they are one per workspace.
+	if err := r.List(ctx, &classes, notWorkspaceClass, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list StorageClasses: %w", err)
 	}
-	var others []string
+	others := make([]string, 0, len(classes.Items))
 	for _, class := range classes.Items {
-		if class.Labels[tenancyv1alpha1.ManagedByLabel] != tenancyv1alpha1.ManagedByValue {
-			others = append(others, class.Name)
-		}
+		others = append(others, class.Name)
 	}
 	sort.Strings(others)
 	return others, nil
@@ -156,3 +160,12 @@ func (r *WorkspaceReconciler) reconcileQuota(ctx context.Context, ws *tenancyv1a
 			quota.Spec.Hard.Pods()))
 	return nil
 }
+
+// notWorkspaceClass selects the StorageClasses without the operator's managed-by label.
+var notWorkspaceClass = func() client.MatchingLabelsSelector {
+	requirement, err := labels.NewRequirement(tenancyv1alpha1.ManagedByLabel, selection.NotEquals, []string{tenancyv1alpha1.ManagedByValue})
+	if err != nil {
+		panic(err) // the label and value are constants
+	}
+	return client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*requirement)}
+}()

@@ -243,7 +243,7 @@ func (r *WorkspaceReconciler) SetupWithManager(mgr ctrl.Manager, options control
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	r.cache = mgr.GetCache()
-	r.Client = client.WithFieldOwner(r.Client, FieldOwner)
+	r.Client = client.WithFieldOwner(keepServerManagedFields{r.Client}, FieldOwner)
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}

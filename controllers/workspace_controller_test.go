@@ -153,6 +153,38 @@ var _ = Describe("Workspace controller", func() {
 		}, timeout, interval).Should(Succeed())
 	})
 
+	It("keeps other managers' field ownership when it repairs an object", func() {
+		ws := newWorkspace("ownership")
+		Expect(k8sClient.Create(ctx, ws)).To(Succeed())
+		DeferCleanup(deleteWorkspace, ws.Name)
+		expectReady(ws.Name)
+
+		By("another manager annotating the LimitRange and changing a limit the operator owns")
+		key := client.ObjectKey{Namespace: "ws-ownership", Name: limitRangeName}
+		limits := &corev1.LimitRange{}
+		Expect(k8sClient.Get(ctx, key, limits)).To(Succeed())
+		want := limits.Spec.DeepCopy()
+		limits.Annotations = map[string]string{"example.com/reviewed": "yes"}
+		limits.Spec.Limits[0].Max[corev1.ResourceCPU] = resource.MustParse("100")
+		Expect(k8sClient.Update(ctx, limits, client.FieldOwner("tester"))).To(Succeed())
+
+		By("restoring the limit and leaving the API server's record of who owns what intact")
+		// The cache keeps no field sets; an update carrying its hollow managedFields would
+		// replace the server's and erase the tester's ownership of its annotation.
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, key, limits)).To(Succeed())
+			g.Expect(limits.Spec).To(Equal(*want))
+		}, timeout, interval).Should(Succeed())
+		owned := map[string]string{}
+		for _, entry := range limits.ManagedFields {
+			if entry.FieldsV1 != nil {
+				owned[entry.Manager] += string(entry.FieldsV1.Raw)
+			}
+		}
+		Expect(owned).To(HaveKeyWithValue("tester", ContainSubstring("example.com/reviewed")))
+		Expect(owned).To(HaveKeyWithValue(FieldOwner, ContainSubstring("f:limits")))
+	})
+
 	It("repairs drift within seconds and makes no writes in steady state", func() {
 		ws := newWorkspace("drift")
 		Expect(k8sClient.Create(ctx, ws)).To(Succeed())
