@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -95,17 +95,25 @@ const FieldOwner = "workspace-operator"
 // lastWriter is the manager of the latest write to obj other than to its status, "" when
 // the object is new.
 func lastWriter(obj client.Object) string {
-	var writer string
-	var at time.Time
-	for _, entry := range obj.GetManagedFields() {
+	if entry := latestWrite(obj.GetManagedFields()); entry != nil {
+		return entry.Manager
+	}
+	return ""
+}
+
+// latestWrite is the entry of the latest write other than to a subresource, nil if none.
+func latestWrite(entries []metav1.ManagedFieldsEntry) *metav1.ManagedFieldsEntry {
+	var latest *metav1.ManagedFieldsEntry
+	for i := range entries {
+		entry := &entries[i]
 		if entry.Subresource != "" || entry.Time == nil {
 			continue
 		}
-		if writer == "" || !entry.Time.Time.Before(at) {
-			writer, at = entry.Manager, entry.Time.Time
+		if latest == nil || !entry.Time.Before(latest.Time) {
+			latest = entry
 		}
 	}
-	return writer
+	return latest
 }
 
 // specObserved reports whether the last successful reconcile saw the current spec.

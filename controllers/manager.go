@@ -6,6 +6,7 @@ import (
 	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -46,19 +47,23 @@ func CacheOptions(cfg Config) cache.Options {
 	}
 }
 
-// dropManagedFieldSets keeps, of each cached object's managedFields, who wrote it and when
-// (drift attribution reads that, see lastWriter) but not the sets of fields each manager
-// owns. Those are over 40 % of what the cache would hold and the operator never reads
-// them. Objects read from the cache must not be written back with these hollow entries:
-// the API server would take them as the new field ownership. The reconcilers' clients
-// are wrapped in keepServerManagedFields for that.
+// dropManagedFieldSets keeps, of each cached object's managedFields, the entry of its last
+// writer with its time (drift attribution reads that, see lastWriter) but not the sets of
+// fields each manager owns: those are over 40 % of what the cache would hold, and the
+// operator never reads them. Objects read from the cache must not be written back with
+// this hollow entry, which the API server would take as the new field ownership: the
+// reconcilers' clients are wrapped in keepServerManagedFields for that.
 func dropManagedFieldSets(obj any) (any, error) {
-	if o, ok := obj.(client.Object); ok {
-		entries := o.GetManagedFields()
-		for i := range entries {
-			entries[i].FieldsV1 = nil
-		}
+	o, ok := obj.(client.Object)
+	if !ok {
+		return obj, nil
 	}
+	last := latestWrite(o.GetManagedFields())
+	if last == nil {
+		o.SetManagedFields(nil)
+		return obj, nil
+	}
+	o.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: last.Manager, Operation: last.Operation, Time: last.Time}})
 	return obj, nil
 }
 

@@ -68,3 +68,27 @@ func TestLastWriterIgnoresStatusWrites(t *testing.T) {
 		t.Errorf("lastWriter of a new object = %q", got)
 	}
 }
+
+func TestCachedObjectsKeepOnlyTheirLastWriter(t *testing.T) {
+	at := func(minute int) *metav1.Time {
+		return &metav1.Time{Time: time.Date(2026, 11, 20, 12, minute, 0, 0, time.UTC)}
+	}
+	fields := &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:hard":{}}}`)}
+	quota := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{
+		{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationUpdate, Time: at(1), FieldsType: "FieldsV1", FieldsV1: fields},
+		{Manager: "kubectl-edit", Operation: metav1.ManagedFieldsOperationUpdate, Time: at(2), FieldsType: "FieldsV1", FieldsV1: fields},
+		{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "status", Time: at(3), FieldsType: "FieldsV1", FieldsV1: fields},
+	}}}
+	if _, err := dropManagedFieldSets(quota); err != nil {
+		t.Fatal(err)
+	}
+	want := []metav1.ManagedFieldsEntry{{Manager: "kubectl-edit", Operation: metav1.ManagedFieldsOperationUpdate, Time: at(2)}}
+	if diff := cmp.Diff(want, quota.ManagedFields); diff != "" {
+		t.Errorf("cached managedFields (-want +got):\n%s", diff)
+	}
+
+	created := &corev1.ResourceQuota{}
+	if _, err := dropManagedFieldSets(created); err != nil || created.ManagedFields != nil {
+		t.Errorf("an object without managedFields got %v, %v", created.ManagedFields, err)
+	}
+}

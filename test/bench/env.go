@@ -227,7 +227,11 @@ func (e *env) startOperator(ctx context.Context, flags operatorFlags, logName st
 		pprofURL = "http://127.0.0.1:" + port + "/debug/pprof/"
 	}
 	start := time.Now()
-	op, err := e.stack.StartOperator(ctx, localstack.OperatorOptions{Binary: e.operator, Args: args, Env: awsClientEnv()})
+	env := awsClientEnv()
+	if e.cfg.goMemLimit != "" {
+		env = append(env, "GOMEMLIMIT="+e.cfg.goMemLimit)
+	}
+	op, err := e.stack.StartOperator(ctx, localstack.OperatorOptions{Binary: e.operator, Args: args, Env: env})
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,7 @@ type config struct {
 	pprofSeconds    int
 	perf            bool
 	cacheFootprint  bool
+	goMemLimit      string
 }
 
 func parseFlags(args []string) (config, error) {
@@ -62,6 +63,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.cacheFootprint, "cache-footprint", true, "List what the operator's informers hold once all are Ready. At 1,000 workspaces that is about a gigabyte, which the API server of a small machine may not serve in time.")
 	fs.BoolVar(&c.pprof, "pprof", false, "Run the operator with --pprof-bind-address and take Go profiles of it: CPU while it provisions and deletes, heap once provisioning has converged; profiles and their summaries go to -dir.")
 	fs.IntVar(&c.pprofSeconds, "pprof-seconds", 20, "Length of each -pprof CPU profile, from the start of its phase.")
+	fs.StringVar(&c.goMemLimit, "operator-gomemlimit", "", "GOMEMLIMIT of the operator process (e.g. 110MiB): the Go runtime's soft memory limit, which trades GC CPU for a lower peak; unset when empty.")
 	fs.BoolVar(&c.perf, "perf", false, "Sample kube-apiserver's CPU with Linux perf while the operator provisions and deletes; reports go to -dir.")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -153,6 +155,7 @@ func (e *env) run(ctx context.Context) (*Results, error) {
 			Workspaces: e.cfg.workspaces, Workers: e.cfg.workers, Probes: e.cfg.probes,
 			SteadySeconds: e.cfg.steady.Seconds(), SettleSeconds: e.cfg.settle.Seconds(),
 			DriftInterval: e.cfg.driftInterval.String(),
+			GoMemLimit:    e.cfg.goMemLimit,
 		},
 	}
 	defer func() { r.TotalSeconds = time.Since(benchStart).Seconds() }()

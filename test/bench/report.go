@@ -38,6 +38,8 @@ type Settings struct {
 	SteadySeconds float64 `json:"steadySeconds"`
 	SettleSeconds float64 `json:"settleSeconds"`
 	DriftInterval string  `json:"awsDriftCheckInterval"`
+	// GoMemLimit is the operator's GOMEMLIMIT, empty when unset.
+	GoMemLimit string `json:"operatorGoMemLimit,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -105,8 +107,12 @@ func printTable(w io.Writer, r *Results) {
 	}
 	n := float64(r.Settings.Workspaces)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "\nN = %d workspaces, %d unrelated objects, operator %s\n\n", r.Settings.Workspaces,
-		r.Unrelated.ConfigMaps+r.Unrelated.Secrets+r.Unrelated.WatchedKindCount, describeFlags(runs))
+	memLimit := ""
+	if r.Settings.GoMemLimit != "" {
+		memLimit = ", GOMEMLIMIT=" + r.Settings.GoMemLimit
+	}
+	fmt.Fprintf(w, "\nN = %d workspaces, %d unrelated objects, operator %s%s\n\n", r.Settings.Workspaces,
+		r.Unrelated.ConfigMaps+r.Unrelated.Secrets+r.Unrelated.WatchedKindCount, describeFlags(runs), memLimit)
 	fmt.Fprintln(tw, header+"\t")
 	for _, section := range summaryRows(r, runs, n) {
 		if section.figure == "" {
