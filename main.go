@@ -93,9 +93,11 @@ func parseFlags(args []string) (*options, error) {
 		"Off by default: they serve profiles, goroutine stacks and the command line with no authentication, so bind to loopback and reach them with kubectl port-forward.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that several replicas can run with one active.")
 	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease; defaults to the pod's namespace.")
-	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 8, "Workspaces reconciled in parallel.")
-	fs.Float64Var(&o.qps, "kube-api-qps", 100, "Sustained requests per second to the API server.")
-	fs.IntVar(&o.burst, "kube-api-burst", 200, "Burst of requests to the API server.")
+	// The defaults keep the client from being the bottleneck when a thousand workspaces
+	// arrive at once (make bench); the API server's priority and fairness protects it.
+	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 16, "Workspaces reconciled in parallel.")
+	fs.Float64Var(&o.qps, "kube-api-qps", 1000, "Sustained requests per second to the API server.")
+	fs.IntVar(&o.burst, "kube-api-burst", 2000, "Burst of requests to the API server.")
 	fs.StringVar(&o.config.NamespacePrefix, "namespace-prefix", defaults.NamespacePrefix, "Prefix of a workspace's namespace name, before the Workspace name.")
 	fs.StringVar(&o.ingressNamespaces, "ingress-namespaces", strings.Join(defaults.IngressNamespaces, ","), "Comma-separated namespaces allowed to send ingress traffic to workspaces that name none.")
 	fs.StringVar(&o.config.DNSNamespace, "dns-namespace", defaults.DNSNamespace, "Namespace of the cluster DNS pods.")
@@ -242,6 +244,7 @@ func run(args []string) error {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
 	log := ctrl.Log.WithName("setup")
+	limitMemoryToContainer(log)
 
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {

@@ -73,7 +73,7 @@ func TestCachedObjectsKeepOnlyTheirLastWriter(t *testing.T) {
 	at := func(minute int) *metav1.Time {
 		return &metav1.Time{Time: time.Date(2026, 11, 20, 12, minute, 0, 0, time.UTC)}
 	}
-	fields := &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:hard":{}}}`)}
+	fields := metav1.NewFieldsV1(`{"f:spec":{"f:hard":{}}}`)
 	quota := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{
 		{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationUpdate, Time: at(1), FieldsType: "FieldsV1", FieldsV1: fields},
 		{Manager: "kubectl-edit", Operation: metav1.ManagedFieldsOperationUpdate, Time: at(2), FieldsType: "FieldsV1", FieldsV1: fields},

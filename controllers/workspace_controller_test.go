@@ -178,7 +178,7 @@ var _ = Describe("Workspace controller", func() {
 		owned := map[string]string{}
 		for _, entry := range limits.ManagedFields {
 			if entry.FieldsV1 != nil {
-				owned[entry.Manager] += string(entry.FieldsV1.Raw)
+				owned[entry.Manager] += entry.FieldsV1.GetRawString()
 			}
 		}
 		Expect(owned).To(HaveKeyWithValue("tester", ContainSubstring("example.com/reviewed")))

@@ -136,7 +136,7 @@ func describeFlags(runs []*OperatorResult) string {
 	var parts []string
 	for _, run := range runs {
 		if run.Flags.Defaults {
-			parts = append(parts, "(defaults: 8 reconciles, 100 QPS, 200 burst)")
+			parts = append(parts, "(defaults: 16 reconciles, 1000 QPS, 2000 burst)")
 			continue
 		}
 		parts = append(parts, fmt.Sprintf("%d reconciles, %.0f QPS, %d burst", run.Flags.MaxConcurrentReconciles, run.Flags.KubeAPIQPS, run.Flags.KubeAPIBurst))

@@ -209,7 +209,7 @@ func TestRenderedArgsAccepted(t *testing.T) {
 			"--set", "namespacePrefix=tenant-", "--set", "ingressNamespaces={ingress-nginx,traefik}",
 			"--set", "dnsNamespace=dns", "--set", "dnsPodLabels.app=coredns",
 			"--set", "defaultIssuer.kind=Issuer", "--set", "defaultIssuer.name=internal-ca",
-			"--set", "ownerClusterRole=tenant-admin", "--set", "maxConcurrentReconciles=16",
+			"--set", "ownerClusterRole=tenant-admin", "--set", "maxConcurrentReconciles=24",
 			"--set", "kubeApiQps=50.5", "--set", "kubeApiBurst=1000000", "--set", "stalledRetryInterval=1h30m",
 			"--set", "logLevel=debug", "--set", "logFormat=console", "--set", "logStacktraceLevel=panic",
 			"--set", "logTimeEncoding=rfc3339", "--set", "logDevelopment=true",

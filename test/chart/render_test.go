@@ -150,7 +150,7 @@ func TestTemplate(t *testing.T) {
 			"--set", "namespacePrefix=tenant-", "--set", "ingressNamespaces={ingress-nginx,traefik}",
 			"--set", "dnsNamespace=dns", "--set", "dnsPodLabels.app=coredns",
 			"--set", "defaultIssuer.kind=Issuer", "--set", "defaultIssuer.name=internal-ca",
-			"--set", "ownerClusterRole=tenant-admin", "--set", "maxConcurrentReconciles=16",
+			"--set", "ownerClusterRole=tenant-admin", "--set", "maxConcurrentReconciles=24",
 			"--set", "kubeApiQps=50.5", "--set", "kubeApiBurst=1000000", "--set", "stalledRetryInterval=1h30m",
 			"--set", "logLevel=debug", "--set", "leaderElection.namespace=kube-system",
 			"--set", "image.digest=sha256:" + strings.Repeat("ab", 32),
@@ -161,7 +161,7 @@ func TestTemplate(t *testing.T) {
 			for _, want := range []string{
 				"--namespace-prefix=tenant-", "--ingress-namespaces=ingress-nginx,traefik", "--dns-namespace=dns",
 				"--dns-pod-labels=app=coredns,k8s-app=kube-dns", "--default-issuer=Issuer/internal-ca",
-				"--owner-cluster-role=tenant-admin", "--max-concurrent-reconciles=16", "--kube-api-qps=50.5",
+				"--owner-cluster-role=tenant-admin", "--max-concurrent-reconciles=24", "--kube-api-qps=50.5",
 				"--kube-api-burst=1000000", "--stalled-retry-interval=1h30m", "--zap-log-level=debug",
 				"--leader-election-namespace=kube-system",
 			} {
