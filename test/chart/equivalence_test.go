@@ -59,7 +59,7 @@ func TestComparisonFindsDifferences(t *testing.T) {
 	diffs := strings.Join(compareWithKustomize(t, operatorFlags(t), kustomized, rendered), "\n")
 	for _, want := range []string{
 		`ClusterRole workspace-operator: chart lacks permission create limitranges`,
-		`--kube-api-burst: config/default "200", chart "300"`,
+		`--kube-api-burst: config/default "2000", chart "300"`,
 		`--stalled-retry-interval: config/default "5m0s", chart "10m0s"`,
 		`--health-probe-bind-address: config/default ":8081", chart ":9000"`,
 		`spec.replicas: config/default 2, chart 3`,
