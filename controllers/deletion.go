@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -10,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -53,6 +55,9 @@ func (r *WorkspaceReconciler) deletionSteps() []deletionStep {
 
 // reconcileDelete runs the deletion steps in order and releases the finalizer when all are
 // confirmed done. Every destructive decision is taken from a live read, never the cache.
+// A step confirmed done is not run again by this process: while the namespace terminates,
+// each of its objects' deletions wakes the workspace, and re-running the earlier steps
+// cost a dozen live reads and AWS calls every time. After a restart all steps run again.
 func (r *WorkspaceReconciler) reconcileDelete(ctx context.Context, ws *tenancyv1alpha1.Workspace) (ctrl.Result, error) {
 	ws.Status.Phase = tenancyv1alpha1.PhaseDeleting
 	if !controllerutil.ContainsFinalizer(ws, tenancyv1alpha1.WorkspaceFinalizer) {
@@ -69,7 +74,10 @@ func (r *WorkspaceReconciler) reconcileDelete(ctx context.Context, ws *tenancyv1
 		return ctrl.Result{}, r.releaseFinalizer(ctx, ws)
 	}
 
-	for _, step := range r.deletionSteps() {
+	for i, step := range r.deletionSteps() {
+		if i < r.deletions.confirmed(ws.UID) {
+			continue
+		}
 		done, err := step.run(ctx, ws)
 		if err != nil {
 			setCondition(ws, tenancyv1alpha1.ConditionReady, metav1.ConditionFalse, step.name+"Failed", err.Error())
@@ -78,11 +86,13 @@ func (r *WorkspaceReconciler) reconcileDelete(ctx context.Context, ws *tenancyv1
 		if !done {
 			return ctrl.Result{RequeueAfter: requeueWhileDeleting}, nil
 		}
+		r.deletions.confirm(ws.UID, i+1)
 	}
 	r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "Deleted", "Delete",
 		"namespace %s is gone and the data is pending purge (WorkspacePurge %s); releasing the finalizer", ws.Status.Namespace, purgeName(ws))
 	r.drift.forget(ws.UID)
 	r.ownWrites.forget(ws.UID)
+	r.deletions.forget(ws.UID)
 	return ctrl.Result{}, r.releaseFinalizer(ctx, ws)
 }
 
@@ -154,4 +164,33 @@ func (r *WorkspaceReconciler) deleteStorageClass(ctx context.Context, ws *tenanc
 		return false, fmt.Errorf("delete StorageClass %s: %w", name, err)
 	}
 	return true, nil
+}
+
+// deletionProgress remembers, per deleting workspace, how many deletion steps are
+// confirmed done.
+type deletionProgress struct {
+	mu    sync.Mutex
+	steps map[types.UID]int
+}
+
+func newDeletionProgress() *deletionProgress {
+	return &deletionProgress{steps: map[types.UID]int{}}
+}
+
+func (d *deletionProgress) confirmed(uid types.UID) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.steps[uid]
+}
+
+func (d *deletionProgress) confirm(uid types.UID, steps int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.steps[uid] = steps
+}
+
+func (d *deletionProgress) forget(uid types.UID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.steps, uid)
 }

@@ -216,6 +216,35 @@ func condition2(conditions []metav1.Condition, t string) metav1.Condition {
 }
 
 var _ = Describe("Secure deletion under AWS failures", func() {
+	It("does not repeat confirmed deletion steps while the namespace terminates", func() {
+		ws := newWorkspace("settled")
+		Expect(k8sClient.Create(ctx, ws)).To(Succeed())
+		expectReady(ws.Name)
+		Expect(k8sClient.Delete(ctx, ws)).To(Succeed())
+		DeferCleanup(deleteWorkspace, ws.Name)
+
+		By("reaching the namespace deletion, the one step that waits")
+		Eventually(func(g Gomega) {
+			ns := &corev1.Namespace{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Name: "ws-settled"}, ns)).To(Succeed())
+			g.Expect(ns.DeletionTimestamp).NotTo(BeNil())
+		}, timeout, interval).Should(Succeed())
+
+		By("waking on each change in the terminating namespace without re-checking keys and buckets")
+		time.Sleep(time.Second) // let the reconciles the deletion itself queued run
+		emu.ResetCalls()
+		reads := wsReads.Load()
+		poke("ws-settled")
+		Eventually(wsReads.Load, timeout, interval).Should(BeNumerically(">", reads), "the change wakes the workspace")
+		Consistently(func() int {
+			total := 0
+			for _, n := range emu.Calls() {
+				total += n
+			}
+			return total
+		}, 2*time.Second, interval).Should(BeZero())
+	})
+
 	It("keeps the finalizer while KMS refuses to schedule the key deletion, then finishes", func() {
 		ws := newWorkspace("org-policy")
 		Expect(k8sClient.Create(ctx, ws)).To(Succeed())

@@ -51,6 +51,7 @@ type WorkspaceReconciler struct {
 
 	drift            *driftSchedule
 	ownWrites        *ownWrites
+	deletions        *deletionProgress
 	cache            cache.Cache
 	controller       controller.Controller
 	certificateWatch struct {
@@ -249,6 +250,7 @@ func (r *WorkspaceReconciler) SetupWithManager(mgr ctrl.Manager, options control
 	}
 	r.drift = newDriftSchedule(r.Config.Storage.DriftCheckInterval, r.Clock)
 	r.ownWrites = newOwnWrites()
+	r.deletions = newDeletionProgress()
 	toWorkspace := handler.EnqueueRequestsFromMapFunc(workspaceForObject)
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&tenancyv1alpha1.Workspace{}, builder.WithPredicates(predicate.Or(
