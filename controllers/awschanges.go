@@ -31,23 +31,19 @@ func withAWSChanges(ctx context.Context) (context.Context, *awsChanges) {
 	return context.WithValue(ctx, awsChangesKey{}, changes), changes
 }
 
-// recordAWSCreated notes a resource created in AWS for the event that ends the reconcile,
-// or emits its own event when the caller runs outside a collecting reconcile.
-func (r *WorkspaceReconciler) recordAWSCreated(ctx context.Context, ws *tenancyv1alpha1.Workspace, format string, args ...any) {
+// recordAWSCreated notes a resource created in AWS for the event that ends the
+// reconcile. Every caller runs inside reconcileNormal, which collects.
+func recordAWSCreated(ctx context.Context, format string, args ...any) {
 	if changes, ok := ctx.Value(awsChangesKey{}).(*awsChanges); ok {
 		changes.created = append(changes.created, fmt.Sprintf(format, args...))
-		return
 	}
-	r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "AWSResourcesCreated", "Create", "created "+format, args...)
 }
 
 // recordAWSRepaired notes a resource found changed outside the operator and restored.
-func (r *WorkspaceReconciler) recordAWSRepaired(ctx context.Context, ws *tenancyv1alpha1.Workspace, format string, args ...any) {
+func recordAWSRepaired(ctx context.Context, format string, args ...any) {
 	if changes, ok := ctx.Value(awsChangesKey{}).(*awsChanges); ok {
 		changes.repaired = append(changes.repaired, fmt.Sprintf(format, args...))
-		return
 	}
-	r.Recorder.Eventf(ws, nil, corev1.EventTypeWarning, "AWSDriftRepaired", "Repair", "changed outside the operator and restored: "+format, args...)
 }
 
 // emit writes at most one event for what was created and one for what was repaired.

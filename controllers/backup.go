@@ -283,7 +283,7 @@ func (r *WorkspaceReconciler) ensureBackupLocations(ctx context.Context, ws *ten
 		}
 		location := backupLocation{Region: region, Bucket: r.Buckets.BackupName(owner, region), KeyAlias: key.Alias}
 		if awsCheckDue(ctx) || findLocation(ws.Status.Backup, region) == nil {
-			if _, err := r.ensureBucket(ctx, ws, cloud.BucketRequest{
+			if _, err := r.ensureBucket(ctx, cloud.BucketRequest{
 				Owner: owner, Name: location.Bucket, Region: region, KeyARN: key.ARN, ExpireAfterDays: retention,
 			}); err != nil {
 				return nil, err

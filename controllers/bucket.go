@@ -144,7 +144,7 @@ func (r *WorkspaceReconciler) ensureBuckets(ctx context.Context, ws *tenancyv1al
 		if replicaKey == nil {
 			return nil, failed("KeyPending", fmt.Errorf("waiting for the workspace key in %s, which encrypts the replica", cfg.ReplicaRegion))
 		}
-		bucket, err := r.ensureBucket(ctx, ws, cloud.BucketRequest{
+		bucket, err := r.ensureBucket(ctx, cloud.BucketRequest{
 			Owner: owner, Name: r.Buckets.Name(owner, cfg.ReplicaRegion), Region: cfg.ReplicaRegion, KeyARN: replicaKey.ARN,
 		})
 		if err != nil {
@@ -153,7 +153,7 @@ func (r *WorkspaceReconciler) ensureBuckets(ctx context.Context, ws *tenancyv1al
 		replica = &tenancyv1alpha1.BucketStatus{Name: bucket.Name, Region: bucket.Region, Role: replicaBucket}
 		replication = &cloud.Replication{RoleARN: cfg.ReplicationRoleARN, DestinationBucket: bucket.Name, DestinationKeyARN: replicaKey.ARN}
 	}
-	bucket, err := r.ensureBucket(ctx, ws, cloud.BucketRequest{
+	bucket, err := r.ensureBucket(ctx, cloud.BucketRequest{
 		Owner: owner, Name: r.Buckets.Name(owner, cfg.Region), Region: cfg.Region, KeyARN: primaryKeyARN, Replication: replication,
 	})
 	if err != nil {
@@ -166,16 +166,16 @@ func (r *WorkspaceReconciler) ensureBuckets(ctx context.Context, ws *tenancyv1al
 	return buckets, nil
 }
 
-func (r *WorkspaceReconciler) ensureBucket(ctx context.Context, ws *tenancyv1alpha1.Workspace, req cloud.BucketRequest) (cloud.Bucket, error) {
+func (r *WorkspaceReconciler) ensureBucket(ctx context.Context, req cloud.BucketRequest) (cloud.Bucket, error) {
 	bucket, err := r.Buckets.Ensure(ctx, req)
 	if err != nil {
 		return cloud.Bucket{}, awsFailure("S3", fmt.Errorf("bucket in %s: %w", req.Region, err))
 	}
 	if bucket.Created {
-		r.recordAWSCreated(ctx, ws, "bucket %s in %s", bucket.Name, bucket.Region)
+		recordAWSCreated(ctx, "bucket %s in %s", bucket.Name, bucket.Region)
 	}
 	if len(bucket.Repaired) > 0 {
-		r.recordAWSRepaired(ctx, ws, "bucket %s (%s)", bucket.Name, strings.Join(bucket.Repaired, ", "))
+		recordAWSRepaired(ctx, "bucket %s (%s)", bucket.Name, strings.Join(bucket.Repaired, ", "))
 	}
 	return bucket, nil
 }

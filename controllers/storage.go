@@ -112,10 +112,10 @@ func (r *WorkspaceReconciler) ensureKey(ctx context.Context, ws *tenancyv1alpha1
 		return awsFailure("KMS", fmt.Errorf("key in %s: %w", region, err))
 	}
 	if len(key.Repaired) > 0 {
-		r.recordAWSRepaired(ctx, ws, "KMS key %s (%s)", key.ARN, strings.Join(key.Repaired, ", "))
+		recordAWSRepaired(ctx, "KMS key %s (%s)", key.ARN, strings.Join(key.Repaired, ", "))
 	}
 	if key.Created {
-		r.recordAWSCreated(ctx, ws, "KMS key %s (%s)", key.ARN, key.Alias)
+		recordAWSCreated(ctx, "KMS key %s (%s)", key.ARN, key.Alias)
 	}
 	status := tenancyv1alpha1.KeyStatus{Region: region, ARN: key.ARN, Alias: key.Alias, State: key.State}
 	if existing := keyEntry(ws, region); existing != nil {
