@@ -29,9 +29,10 @@ func newDriftSchedule(interval time.Duration, clk clock.PassiveClock) *driftSche
 }
 
 // due reports whether the workspace's AWS resources must be checked in this reconcile:
-// on a new spec, while a storage concern is not yet satisfied, and when the interval ran out.
+// on a new spec, on a reconcile request not handled yet, while a storage concern is not
+// yet satisfied, and when the interval ran out.
 func (d *driftSchedule) due(ws *tenancyv1alpha1.Workspace) bool {
-	if !specObserved(ws) ||
+	if !specObserved(ws) || reconcileRequest(ws) != "" ||
 		!meta.IsStatusConditionTrue(ws.Status.Conditions, tenancyv1alpha1.ConditionEncryptionReady) ||
 		!meta.IsStatusConditionTrue(ws.Status.Conditions, tenancyv1alpha1.ConditionBucketReady) {
 		return true

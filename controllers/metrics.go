@@ -40,7 +40,7 @@ var (
 
 var phases = []tenancyv1alpha1.WorkspacePhase{
 	tenancyv1alpha1.PhasePending, tenancyv1alpha1.PhaseProvisioning, tenancyv1alpha1.PhaseReady,
-	tenancyv1alpha1.PhaseDegraded, tenancyv1alpha1.PhaseFailed, tenancyv1alpha1.PhaseDeleting,
+	tenancyv1alpha1.PhaseDegraded, tenancyv1alpha1.PhaseFailed, tenancyv1alpha1.PhaseSuspended, tenancyv1alpha1.PhaseDeleting,
 }
 
 // workspaceCollector counts Workspaces by phase and condition at scrape time, from the

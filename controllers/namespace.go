@@ -57,14 +57,18 @@ func (r *WorkspaceReconciler) reconcileNamespace(ctx context.Context, ws *tenanc
 
 	live := &corev1.Namespace{}
 	err := r.lookup(ctx, client.ObjectKey{Name: name}, live)
+	adopting := false
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return "", failed("NamespaceUnavailable", fmt.Errorf("read namespace %s: %w", name, err))
 	case !belongsTo(live, ws.Name):
-		return "", stalled("NamespaceConflict",
-			"namespace %s already exists and does not belong to this workspace; delete it or set spec.namespace to another name", name)
-	case live.DeletionTimestamp != nil:
+		if err := claimNamespace(live, ws.Name); err != nil {
+			return "", err
+		}
+		adopting = true
+	}
+	if err == nil && live.DeletionTimestamp != nil {
 		// Someone deleted the namespace behind the operator's back. Its contents are going
 		// and cannot be saved; recreate it once the namespace controller has finished.
 		return "", failed("NamespaceTerminating",
@@ -75,8 +79,38 @@ func (r *WorkspaceReconciler) reconcileNamespace(ctx context.Context, ws *tenanc
 	if err := apply(ctx, r, ws, desired, func(live *corev1.Namespace) { mergeLabels(live, desired.Labels) }); err != nil {
 		return "", failed("NamespaceUnavailable", fmt.Errorf("apply namespace %s: %w", name, err))
 	}
+	if adopting {
+		r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "NamespaceAdopted", "Adopt",
+			"adopted existing namespace %s, which the %s annotation gives to this workspace; its existing objects are kept and deleted with the workspace",
+			name, tenancyv1alpha1.AdoptAnnotation)
+	}
 	ws.Status.Namespace = name
 	setCondition(ws, tenancyv1alpha1.ConditionNamespaceReady, metav1.ConditionTrue, "NamespaceCreated",
 		fmt.Sprintf("namespace %s exists with the restricted Pod Security profile", name))
 	return name, nil
+}
+
+// claimNamespace decides whether the workspace may take over live, a namespace that exists
+// and is not labelled as its own. Only a namespace whose adopt annotation names the
+// workspace is taken, and never one labelled for another workspace: an existing namespace
+// may hold someone else's data, which the workspace's deletion would destroy.
+func claimNamespace(live *corev1.Namespace, workspace string) error {
+	labelled := live.Labels[tenancyv1alpha1.WorkspaceLabel]
+	adopt := live.Annotations[tenancyv1alpha1.AdoptAnnotation]
+	switch {
+	case labelled != "" && labelled != workspace:
+		return stalled("NamespaceConflict",
+			"namespace %s belongs to workspace %s; set spec.namespace to another name", live.Name, labelled)
+	case adopt == workspace:
+		return nil
+	case adopt != "":
+		return stalled("NamespaceConflict",
+			"namespace %s already exists and its %s annotation gives it to workspace %s, not %s; correct the annotation or set spec.namespace to another name",
+			live.Name, tenancyv1alpha1.AdoptAnnotation, adopt, workspace)
+	default:
+		return stalled("NamespaceConflict",
+			"namespace %s already exists and does not belong to this workspace; delete it, set spec.namespace to another name, "+
+				"or let the workspace adopt it (and delete it with the workspace): kubectl annotate namespace %s %s=%s",
+			live.Name, live.Name, tenancyv1alpha1.AdoptAnnotation, workspace)
+	}
 }

@@ -141,7 +141,8 @@ func recordTransitions(recorder events.EventRecorder, ws *tenancyv1alpha1.Worksp
 		if old != nil && old.Status == c.Status && old.Reason == c.Reason {
 			continue
 		}
-		if old == nil && c.Status == metav1.ConditionTrue && c.Type != tenancyv1alpha1.ConditionReady && c.Type != tenancyv1alpha1.ConditionStalled {
+		if old == nil && c.Status == metav1.ConditionTrue && c.Type != tenancyv1alpha1.ConditionReady &&
+			c.Type != tenancyv1alpha1.ConditionStalled && c.Type != tenancyv1alpha1.ConditionSuspended {
 			continue
 		}
 		eventType := corev1.EventTypeNormal

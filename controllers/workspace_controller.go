@@ -114,9 +114,17 @@ func (r *WorkspaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 	}()
 
+	// A suspended workspace is still deleted when asked, as Flux finalises suspended
+	// objects: the purge window keeps its data recoverable, and a finalizer that waited
+	// for an un-suspend would block namespace deletion and GitOps pruning indefinitely.
 	if !ws.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, ws)
 	}
+	if ws.Spec.Suspend {
+		markSuspended(ws)
+		return ctrl.Result{}, nil
+	}
+	markResumed(ws)
 	return r.reconcileNormal(ctx, ws)
 }
 
@@ -135,6 +143,11 @@ func (r *WorkspaceReconciler) reconcileNormal(ctx context.Context, ws *tenancyv1
 	}
 
 	awsDue := r.drift.due(ws)
+	if requested := reconcileRequest(ws); requested != "" {
+		// Recorded once the pass that reads AWS back is under way: an earlier failure
+		// leaves the request pending for the retry.
+		ws.Status.LastHandledReconcileAt = requested
+	}
 	ctx = withAWSCheck(ctx, awsDue)
 	ctx, changes := withAWSChanges(ctx)
 	defer changes.emit(r, ws)
@@ -225,6 +238,7 @@ func (r *WorkspaceReconciler) patchStatus(ctx context.Context, before, ws *tenan
 		return nil
 	}
 	recordTransitions(r.Recorder, ws, before.Status.Conditions)
+	recordResumed(r.Recorder, ws, before.Status.Conditions)
 	err := r.Status().Patch(ctx, ws, client.MergeFrom(before))
 	if apierrors.IsNotFound(err) {
 		return nil // deleted once its finalizer was released
@@ -256,6 +270,7 @@ func (r *WorkspaceReconciler) SetupWithManager(mgr ctrl.Manager, options control
 		For(&tenancyv1alpha1.Workspace{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{},
 			deletionStarted{},
+			reconcileRequested{},
 		))).
 		Watches(&corev1.Namespace{}, toWorkspace).
 		Watches(&networkingv1.NetworkPolicy{}, toWorkspace).

@@ -2,9 +2,11 @@ package v1alpha1_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/robfig/cron/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -111,6 +113,12 @@ spec: {owners: [{kind: User, name: alice}], namespace: kube-system}`, "must not 
 		{"namespace that is not a DNS label", `
 metadata: {name: ns-label}
 spec: {owners: [{kind: User, name: alice}], namespace: Acme}`, "spec.namespace must be a DNS label"},
+		{"schedule with a sixth field", `
+metadata: {name: six-fields}
+spec: {owners: [{kind: User, name: alice}], backup: {schedule: "0 30 2 * * *"}}`, "spec.backup.schedule must be a cron schedule"},
+		{"schedule with a reversed range", `
+metadata: {name: reversed-range}
+spec: {owners: [{kind: User, name: alice}], backup: {schedule: "0 5-1 * * *"}}`, "spec.backup.schedule has a range whose start is after its end"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,6 +167,63 @@ spec:
 		}
 		if err := typed.Create(ctx, ws); err != nil {
 			t.Fatalf("refused a typed Workspace without a quota: %v", err)
+		}
+	})
+
+	// The CRD's rules must accept exactly the schedules the CronJob controller (robfig/cron's
+	// standard parser, as the operator uses) accepts, apart from the time-zone prefixes a
+	// CronJob with a timeZone refuses: a schedule refused by neither would stall the
+	// workspace after its namespace, keys and buckets exist.
+	t.Run("backup schedules", func(t *testing.T) {
+		schedules := []string{
+			"30 2 * * *", "*/15 * * * *", "0 0-23/6 * * mon-fri", "0 0 1,15 * *", "5 4 * jan,JUL sun",
+			"0 0 ? * *", "00 02 * * *", "  30 2 * * *  ", "30  2 * * *", "0 0 31 12 6", "59 23 * * 0",
+			"@daily", "@hourly", "@every 1h30m", "@midnight", "@annually",
+			"60 2 * * *", "30 24 * * *", "0 0 0 * *", "0 0 32 * *", "0 0 * 13 *", "0 0 * * 7",
+			"*/0 * * * *", "0 5-1 * * *", "0 0 * * mon-sun-tue", "a b c d e", "30 2 * *", "0 30 2 * * *",
+			"@fortnightly", "@every", "@every soon", "@Daily", "TZ=UTC 30 2 * * *", "30 2 * * * ", "1-2-3 * * * *",
+			"0 0 * foo *", "*/5,10-20/3 1,2,3 1-31 1-12 0-6",
+		}
+		for i, schedule := range schedules {
+			_, parseErr := cron.ParseStandard(schedule)
+			want := parseErr == nil && !strings.Contains(schedule, "TZ")
+			ws := workspace(t, `
+spec: {owners: [{kind: User, name: alice}]}`)
+			ws.SetName(fmt.Sprintf("schedule-%d", i))
+			_ = unstructured.SetNestedField(ws.Object, schedule, "spec", "backup", "schedule")
+			err := c.Create(ctx, ws, client.DryRunAll)
+			switch {
+			case want && err != nil:
+				t.Errorf("schedule %q: refused (%v), but cron accepts it", schedule, err)
+			case !want && err == nil:
+				t.Errorf("schedule %q: accepted, but cron refuses it: %v", schedule, parseErr)
+			case err != nil && !strings.Contains(err.Error(), "spec.backup.schedule"):
+				t.Errorf("schedule %q: refused with %q, which does not name spec.backup.schedule", schedule, err)
+			}
+		}
+	})
+
+	t.Run("spec.restoreFrom only at creation", func(t *testing.T) {
+		ws := workspace(t, `
+metadata: {name: never-deleted}
+spec: {owners: [{kind: User, name: alice}]}`)
+		if err := c.Create(ctx, ws); err != nil {
+			t.Fatal(err)
+		}
+		_ = unstructured.SetNestedField(ws.Object, "never-deleted-20260101t000000z", "spec", "restoreFrom")
+		if err := c.Update(ctx, ws); err == nil || !strings.Contains(err.Error(), "spec.restoreFrom can only be set when the Workspace is created") {
+			t.Errorf("adding spec.restoreFrom = %v, want refused", err)
+		}
+
+		undeleted := workspace(t, `
+metadata: {name: undeleted}
+spec: {owners: [{kind: User, name: alice}], restoreFrom: undeleted-20260101t000000z}`)
+		if err := c.Create(ctx, undeleted); err != nil {
+			t.Fatalf("creating a Workspace with spec.restoreFrom: %v", err)
+		}
+		_ = unstructured.SetNestedSlice(undeleted.Object, []any{map[string]any{"kind": "User", "name": "bob"}}, "spec", "owners")
+		if err := c.Update(ctx, undeleted); err != nil {
+			t.Errorf("updating a Workspace created with spec.restoreFrom: %v", err)
 		}
 	})
 

@@ -20,9 +20,28 @@ const (
 	WorkspaceLabel = "tenancy.workspace-operator.io/workspace"
 )
 
+// ReconcileRequestAnnotation asks for a full reconcile now, AWS read-back included, when
+// its value changes: Flux's convention, which `flux reconcile` and Argo CD users set with
+// `kubectl annotate --overwrite workspace/<name> reconcile.fluxcd.io/requestedAt="$(date +%s)"`.
+// The value handled last is recorded in status.lastHandledReconcileAt.
+const ReconcileRequestAnnotation = "reconcile.fluxcd.io/requestedAt"
+
+// AdoptAnnotation on a namespace that exists before its Workspace (Argo CD's
+// CreateNamespace=true, helm --create-namespace) names the Workspace allowed to take it
+// over. Without it the operator refuses the namespace with NamespaceConflict.
+const AdoptAnnotation = "tenancy.workspace-operator.io/adopt"
+
 // WorkspaceSpec is the desired state of a customer's workspace.
 // +kubebuilder:validation:XValidation:rule="has(self.__namespace__) == has(oldSelf.__namespace__)",message="spec.namespace is immutable: the tenant's data lives there; create a new Workspace to move it"
+// +kubebuilder:validation:XValidation:rule="has(oldSelf.restoreFrom) || !has(self.restoreFrom)",message="spec.restoreFrom can only be set when the Workspace is created: it undeletes a deleted workspace under its old name; to restore volumes of a live workspace use spec.restore"
 type WorkspaceSpec struct {
+	// Suspend tells the operator to leave the workspace alone: no drift repair, no AWS
+	// calls, no change to its backup schedule (backups already scheduled keep running).
+	// Deleting a suspended Workspace still deletes it and starts the purge of its data.
+	// Set it back to false (or remove it) to resume.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
 	// Namespace is the namespace that holds the workspace's workloads and data.
 	// Defaults to the operator's prefix (ws-) followed by the Workspace name. Immutable.
 	// +optional
@@ -98,7 +117,8 @@ type BackupSpec struct {
 	// workspace's name so that workspaces do not all start at once.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
-	// +kubebuilder:validation:XValidation:rule="self.split(' ').size() == 5 || self.startsWith('@')",message="spec.backup.schedule must be a cron schedule of five fields, such as '30 2 * * *', or a macro such as @daily"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(?i:[[:space:]]*(([*?]|0*([0-9]|[1-5][0-9])(-0*([0-9]|[1-5][0-9]))?)(/0*[1-9][0-9]*)?(,([*?]|0*([0-9]|[1-5][0-9])(-0*([0-9]|[1-5][0-9]))?)(/0*[1-9][0-9]*)?)*)[[:space:]]+(([*?]|0*([0-9]|1[0-9]|2[0-3])(-0*([0-9]|1[0-9]|2[0-3]))?)(/0*[1-9][0-9]*)?(,([*?]|0*([0-9]|1[0-9]|2[0-3])(-0*([0-9]|1[0-9]|2[0-3]))?)(/0*[1-9][0-9]*)?)*)[[:space:]]+(([*?]|0*([1-9]|[12][0-9]|3[01])(-0*([1-9]|[12][0-9]|3[01]))?)(/0*[1-9][0-9]*)?(,([*?]|0*([1-9]|[12][0-9]|3[01])(-0*([1-9]|[12][0-9]|3[01]))?)(/0*[1-9][0-9]*)?)*)[[:space:]]+(([*?]|(0*([1-9]|1[0-2])|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)(-(0*([1-9]|1[0-2])|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec))?)(/0*[1-9][0-9]*)?(,([*?]|(0*([1-9]|1[0-2])|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)(-(0*([1-9]|1[0-2])|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec))?)(/0*[1-9][0-9]*)?)*)[[:space:]]+(([*?]|(0*[0-6]|sun|mon|tue|wed|thu|fri|sat)(-(0*[0-6]|sun|mon|tue|wed|thu|fri|sat))?)(/0*[1-9][0-9]*)?(,([*?]|(0*[0-6]|sun|mon|tue|wed|thu|fri|sat)(-(0*[0-6]|sun|mon|tue|wed|thu|fri|sat))?)(/0*[1-9][0-9]*)?)*)[[:space:]]*)$|^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$|^@every ([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$')",message="spec.backup.schedule must be a cron schedule of five fields (minute 0-59, hour 0-23, day of month 1-31, month 1-12 or jan-dec, day of week 0-6 or sun-sat), such as '30 2 * * *', or @yearly, @monthly, @weekly, @daily, @hourly or '@every <duration>'"
+	// +kubebuilder:validation:XValidation:rule="self.findAll('[0-9]+-[0-9]+').all(r, int(r.split('-')[0]) <= int(r.split('-')[1]))",message="spec.backup.schedule has a range whose start is after its end, such as 5-1; write the smaller number first"
 	Schedule string `json:"schedule,omitempty"`
 
 	// RetentionDays is how long backups are kept. It may lower, never raise, the
@@ -297,7 +317,7 @@ type IssuerReference struct {
 
 // WorkspacePhase summarises a Workspace's lifecycle for humans; tools should read the
 // conditions.
-// +kubebuilder:validation:Enum=Pending;Provisioning;Ready;Degraded;Failed;Deleting
+// +kubebuilder:validation:Enum=Pending;Provisioning;Ready;Degraded;Failed;Suspended;Deleting
 type WorkspacePhase string
 
 // The phases of a Workspace.
@@ -312,6 +332,8 @@ const (
 	PhaseDegraded WorkspacePhase = "Degraded"
 	// PhaseFailed: the operator cannot make progress until someone fixes the spec or the cluster.
 	PhaseFailed WorkspacePhase = "Failed"
+	// PhaseSuspended: spec.suspend is set and the operator leaves the workspace alone.
+	PhaseSuspended WorkspacePhase = "Suspended"
 	// PhaseDeleting: the Workspace is being deleted.
 	PhaseDeleting WorkspacePhase = "Deleting"
 )
@@ -331,6 +353,8 @@ const (
 	ConditionBucketReady      = "BucketReady"
 	ConditionBackupsHealthy   = "BackupsHealthy"
 	ConditionRestored         = "Restored"
+	// ConditionSuspended is present, True, only while spec.suspend holds the operator back.
+	ConditionSuspended = "Suspended"
 )
 
 // StorageClassLabel on a workspace namespace names the only StorageClass its
@@ -351,6 +375,11 @@ type WorkspaceStatus struct {
 	// ObservedGeneration is the generation the status was computed for.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// LastHandledReconcileAt is the value of the reconcile.fluxcd.io/requestedAt annotation
+	// the operator last acted on with a full reconcile, AWS read-back included.
+	// +optional
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
 
 	// Conditions: Ready, Reconciling, Stalled and one per concern.
 	// +optional
@@ -527,6 +556,7 @@ type CertificateStatus struct {
 // +kubebuilder:resource:scope=Cluster,shortName=ws,categories=workspace-operator
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Suspended",type=boolean,JSONPath=`.spec.suspend`
 // +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.status.namespace`
 // +kubebuilder:printcolumn:name="Encrypted",type=string,JSONPath=`.status.conditions[?(@.type=="EncryptionReady")].status`
 // +kubebuilder:printcolumn:name="Last Backup",type=date,JSONPath=`.status.backup.lastSuccessfulBackup`
