@@ -67,3 +67,18 @@ var _ = Describe("Deletion protection", func() {
 		deleteWorkspace("default-protected")
 	})
 })
+
+var _ = Describe("Backup retention policy", func() {
+	It("refuses a retention above the operator's maximum, naming the field", func() {
+		ws := newWorkspace("long-retention")
+		ws.Spec.Backup.RetentionDays = 10
+		Eventually(func(g Gomega) {
+			err := k8sClient.Create(ctx, ws.DeepCopy(), client.DryRunAll)
+			g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "create = %v", err)
+			g.Expect(err.Error()).To(ContainSubstring("spec.backup.retentionDays is 10 but the operator keeps backups at most 7 days"))
+		}, timeout, interval).Should(Succeed())
+
+		ws.Spec.Backup.RetentionDays = 7
+		Expect(k8sClient.Create(ctx, ws, client.DryRunAll)).To(Succeed())
+	})
+})

@@ -266,3 +266,26 @@ func totalAWSCalls() int {
 	}
 	return total
 }
+
+var _ = Describe("Default storage class in a workspace", func() {
+	It("gives a claim that names no StorageClass the workspace's encrypted class", func() {
+		ws := newWorkspace("helm-chart")
+		Expect(k8sClient.Create(ctx, ws)).To(Succeed())
+		DeferCleanup(deleteWorkspace, ws.Name)
+		expectReady(ws.Name)
+
+		claim := pvc("ws-helm-chart", "data-postgresql-0", "")
+		claim.Spec.StorageClassName = nil
+		// The API server loads admission policies asynchronously.
+		Eventually(func(g Gomega) {
+			dryRun := claim.DeepCopy()
+			g.Expect(k8sClient.Create(ctx, dryRun, client.DryRunAll)).To(Succeed())
+			g.Expect(dryRun.Spec.StorageClassName).To(HaveValue(Equal("ws-helm-chart-encrypted")))
+		}, timeout, interval).Should(Succeed())
+		Expect(k8sClient.Create(ctx, claim)).To(Succeed())
+		Expect(claim.Spec.StorageClassName).To(HaveValue(Equal("ws-helm-chart-encrypted")))
+
+		By("still refusing a claim that names another class")
+		Expect(k8sClient.Create(ctx, pvc("ws-helm-chart", "other", "gp2"))).NotTo(Succeed())
+	})
+})

@@ -81,6 +81,7 @@ var _ = BeforeSuite(func() {
 	applyFile(k8sClient, testenv.StorageClassPolicyFile())
 	applyFile(k8sClient, testenv.OperatorNamespaceFile())
 	applyFile(k8sClient, testenv.DeletionProtectionPolicyFile())
+	applyFile(k8sClient, testenv.BackupRetentionPolicyFile())
 
 	// One clock for the operator and AWS, so that 7 days pass for both in a test.
 	fakeClock = clocktesting.NewFakeClock(time.Now())

@@ -109,6 +109,7 @@ render() {
         # config/ installs into workspace-operator-system; the chart into its release namespace.
         sed -e '1{/^---[[:space:]]*$/d}' -e 's/namespace: workspace-operator-system$/namespace: {{ .Release.Namespace }}/' \
           -e 's/defaultDeletionProtection: "false"$/defaultDeletionProtection: {{ .Values.deletionProtectionDefault | quote }}/' \
+          -e 's/maxBackupRetentionDays: "7"$/maxBackupRetentionDays: {{ .Values.backup.maxRetentionDays | quote }}/' \
           "$admission_dir/$f"
       done
     } >"$out/$admission_tpl"

@@ -42,6 +42,12 @@ func DeletionProtectionPolicyFile() string {
 	return filepath.Join(RepoRoot(), "config", "admission", "deletion_protection_policy.yaml")
 }
 
+// BackupRetentionPolicyFile is the ValidatingAdmissionPolicy that refuses a backup
+// retention above the operator's maximum, read from the policy ConfigMap.
+func BackupRetentionPolicyFile() string {
+	return filepath.Join(RepoRoot(), "config", "admission", "backup_retention_policy.yaml")
+}
+
 // OperatorNamespace is where config/ installs the operator and its policy ConfigMap.
 const OperatorNamespace = "workspace-operator-system"
 
