@@ -34,6 +34,7 @@ var argoExpectations = map[string]argoExpectation{
 	stateStalledOldSpec:      {"Progressing", "Waiting for workspace-operator to reconcile generation 3"},
 	stateNamespaceDeleted:    {"Missing", terminatingMessage},
 	stateDeleting:            {"Progressing", "Workspace is being deleted"},
+	stateSuspended:           {"Suspended", "Workspace is suspended"},
 }
 
 func argoDir() string {

@@ -27,6 +27,8 @@ var kstatusExpectations = map[string]kstatusExpectation{
 	stateStalledOldSpec:      {status: status.InProgressStatus, message: "Workspace generation is 3, but latest observed generation is 2"},
 	stateNamespaceDeleted:    {status: status.InProgressStatus, message: "waiting for NamespaceReady"},
 	stateDeleting:            {status: status.TerminatingStatus, message: "Resource scheduled for deletion"},
+	// Flux health checks pass on a suspended Workspace whose last state was Ready.
+	stateSuspended: {status: status.CurrentStatus, message: "Resource is Ready"},
 }
 
 func TestKstatus(t *testing.T) {

@@ -116,6 +116,7 @@ const (
 	stateStalledOldSpec      = "Stalled=True for an older generation"
 	stateNamespaceDeleted    = "namespace deleted behind the operator's back"
 	stateDeleting            = "Deleting, deletionTimestamp set"
+	stateSuspended           = "Suspended, spec.suspend set"
 )
 
 func workspaceStates() []workspaceState {
@@ -200,6 +201,14 @@ func workspaceStates() []workspaceState {
 	ws.DeletionTimestamp = &deleted
 	ws.Status.Phase = tenancyv1alpha1.PhaseDeleting
 	add(stateDeleting, ws)
+
+	// Suspended: the operator observed the spec and left the last conditions as they were.
+	ws = readyWorkspace(4, 4)
+	ws.Spec.Suspend = true
+	ws.Status.Phase = tenancyv1alpha1.PhaseSuspended
+	ws.Status.Conditions = with(ws.Status.Conditions,
+		cond(tenancyv1alpha1.ConditionSuspended, metav1.ConditionTrue, "Suspended", "spec.suspend is true", 4))
+	add(stateSuspended, ws)
 
 	return states
 }

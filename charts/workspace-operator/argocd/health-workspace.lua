@@ -7,6 +7,7 @@
 -- was deleted is Missing (kstatus: InProgress).
 --
 --   being deleted                                   -> Progressing
+--   spec.suspend                                    -> Suspended
 --   no status yet, or status for an older spec      -> Progressing
 --   Stalled=True (phase Failed: a human must act)   -> Degraded
 --   namespace deleted behind the operator's back    -> Missing
@@ -43,6 +44,12 @@ end
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
   hs.status = "Progressing"
   hs.message = "Workspace is being deleted: the operator removes its namespace before releasing it"
+  return hs
+end
+
+if obj.spec ~= nil and obj.spec.suspend == true then
+  hs.status = "Suspended"
+  hs.message = "Workspace is suspended (spec.suspend): workspace-operator leaves it alone until it is set to false"
   return hs
 end
 
