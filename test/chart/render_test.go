@@ -106,6 +106,27 @@ func TestTemplate(t *testing.T) {
 			}
 		},
 	}, {
+		name: "the admission policy reads the operator's maximum retention",
+		args: []string{"--set", "backup.maxRetentionDays=14", "--set", "purge.window=336h"},
+		check: func(t *testing.T, objs []*unstructured.Unstructured) {
+			d := find(objs, "Deployment", releaseName)
+			if d == nil || !slices.Contains(args(t, d), "--backup-max-retention-days=14") {
+				t.Errorf("the operator does not get --backup-max-retention-days=14")
+			}
+			cm := find(objs, "ConfigMap", "workspace-operator-policy")
+			if days, _, _ := unstructured.NestedString(cm.Object, "data", "maxBackupRetentionDays"); days != "14" {
+				t.Errorf("workspace-operator-policy maxBackupRetentionDays = %q, want 14 like the operator's flag", days)
+			}
+			for _, kind := range []string{"MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"} {
+				if find(objs, kind, "workspace-storage-class-default") == nil {
+					t.Errorf("no %s workspace-storage-class-default", kind)
+				}
+			}
+			if find(objs, "ValidatingAdmissionPolicy", "workspace-backup-retention") == nil {
+				t.Error("no ValidatingAdmissionPolicy workspace-backup-retention")
+			}
+		},
+	}, {
 		name: "a single replica without leader election",
 		args: []string{"--set", "replicas=1", "--set", "leaderElection.enabled=false"},
 		check: func(t *testing.T, objs []*unstructured.Unstructured) {
