@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -292,5 +293,37 @@ func TestRegistration(t *testing.T) {
 	}
 	if _, err := r.NotifyRegistrationStatus(context.Background(), &registerapi.RegistrationStatus{PluginRegistered: true}); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestRegistrationRejected: the kubelet never retries a rejected plugin while its
+// socket stays, so Serve must end with the kubelet's error, and leave no socket.
+func TestRegistrationRejected(t *testing.T) {
+	dir := t.TempDir()
+	d, err := New(Config{Name: DefaultName, Root: filepath.Join(dir, "root"), NodeID: "node-1", Zone: "local-1a", Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := ServeConfig{Endpoint: filepath.Join(dir, "csi.sock"), RegistryDir: filepath.Join(dir, "registry")}
+	done := make(chan error, 1)
+	go func() { done <- Serve(context.Background(), d, sc) }()
+	regPath := RegistrationSocket(sc.RegistryDir, DefaultName)
+	waitForSocket(t, regPath)
+	r := registerapi.NewRegistrationClient(dial(t, regPath))
+	if _, err := r.NotifyRegistrationStatus(context.Background(), &registerapi.RegistrationStatus{Error: "version 2.0.0 only"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "version 2.0.0 only") {
+			t.Errorf("Serve = %v, want the kubelet's rejection", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve kept running after the kubelet rejected the driver")
+	}
+	for _, p := range []string{sc.Endpoint, regPath} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("socket %s left behind", p)
+		}
 	}
 }
