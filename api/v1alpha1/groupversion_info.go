@@ -22,7 +22,8 @@ var (
 )
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(GroupVersion, &Workspace{}, &WorkspaceList{}, &WorkspacePurge{}, &WorkspacePurgeList{})
+	scheme.AddKnownTypes(GroupVersion, &Workspace{}, &WorkspaceList{}, &WorkspacePurge{}, &WorkspacePurgeList{},
+		&WorkspaceBackup{}, &WorkspaceBackupList{})
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }

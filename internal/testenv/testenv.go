@@ -64,18 +64,46 @@ func SamplesFile() string {
 // CertManagerCRDDir is deploy/crds of the cert-manager module in the module cache,
 // downloading the module if needed.
 func CertManagerCRDDir() (string, error) {
-	cmd := exec.Command("go", "mod", "download", "-json", CertManagerModule)
+	dir, err := moduleDir(CertManagerModule)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "deploy", "crds"), nil
+}
+
+// SnapshotModule is the Go module of the CSI snapshot API types; its config/crd holds the
+// snapshot.storage.k8s.io CRDs the snapshot-controller serves, at the version go.mod pins.
+const SnapshotModule = "github.com/kubernetes-csi/external-snapshotter/client/v8"
+
+// SnapshotCRDFiles are the VolumeSnapshot, VolumeSnapshotContent and VolumeSnapshotClass
+// CRDs of SnapshotModule (not the group snapshot ones, which the operator does not use).
+func SnapshotCRDFiles() ([]string, error) {
+	dir, err := moduleDir(SnapshotModule)
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for _, kind := range []string{"volumesnapshotclasses", "volumesnapshotcontents", "volumesnapshots"} {
+		files = append(files, filepath.Join(dir, "config", "crd", "snapshot.storage.k8s.io_"+kind+".yaml"))
+	}
+	return files, nil
+}
+
+// moduleDir is the directory of a module in the module cache, at the version go.mod
+// requires, downloading it if needed.
+func moduleDir(module string) (string, error) {
+	cmd := exec.Command("go", "mod", "download", "-json", module)
 	cmd.Dir = RepoRoot()
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("download module %s: %w", CertManagerModule, err)
+		return "", fmt.Errorf("download module %s: %w", module, err)
 	}
-	var module struct{ Dir string }
-	if err := json.Unmarshal(out, &module); err != nil {
-		return "", fmt.Errorf("parse location of module %s: %w", CertManagerModule, err)
+	var m struct{ Dir string }
+	if err := json.Unmarshal(out, &m); err != nil {
+		return "", fmt.Errorf("parse location of module %s: %w", module, err)
 	}
-	if module.Dir == "" {
-		return "", fmt.Errorf("module %s has no directory in %q", CertManagerModule, out)
+	if m.Dir == "" {
+		return "", fmt.Errorf("module %s has no directory in %q", module, out)
 	}
-	return filepath.Join(module.Dir, "deploy", "crds"), nil
+	return m.Dir, nil
 }

@@ -52,11 +52,24 @@ var operatorAllowList = []allowed{
 	{group: "batch", resources: []string{"cronjobs"}, verbs: crud},
 	// Reading backup Jobs' outcomes; running the one-shot restore Job of an undelete.
 	{group: "batch", resources: []string{"jobs"}, verbs: crud},
-	// Pods only for the backup summary in their termination message.
-	{group: "", resources: []string{"pods"}, verbs: readOnly},
-	// Volumes are listed for backups and recreated by an undelete (never deleted: the
-	// namespace's deletion does that).
-	{group: "", resources: []string{"persistentvolumeclaims"}, verbs: []string{"create", "get", "list", "patch", "update", "watch"}},
+	// Pods: the backup summary in their termination message; the data mover's pods, which
+	// it creates and deletes in its own namespace only (by label and name, from live
+	// reads). Creating Jobs anywhere already implied creating pods.
+	{group: "", resources: []string{"pods"}, verbs: []string{"create", "delete", "get", "list", "watch"}},
+	// Volumes are listed for backups and recreated by an undelete; the data mover creates
+	// and deletes its temporary clones in its own namespace. A tenant's claims are never
+	// deleted: the namespace's deletion does that, and the mover deletes only claims
+	// labelled for one of its runs.
+	{group: "", resources: []string{"persistentvolumeclaims"}, verbs: crud},
+	// The data mover reads a claim's volume for its zone.
+	{group: "", resources: []string{"persistentvolumes"}, verbs: []string{"get"}},
+	// The data mover's snapshots: the tenant-side snapshot, its statically bound copy in
+	// the mover namespace, and each workspace's VolumeSnapshotClass.
+	{group: "snapshot.storage.k8s.io", resources: []string{"volumesnapshots", "volumesnapshotcontents", "volumesnapshotclasses"}, verbs: []string{"create", "delete", "get", "list", "watch"}},
+	// Backup runs, their progress and their cleanup finalizer.
+	{group: "tenancy.workspace-operator.io", resources: []string{"workspacebackups"}, verbs: crud},
+	{group: "tenancy.workspace-operator.io", resources: []string{"workspacebackups/status"}, verbs: []string{"get", "patch", "update"}},
+	{group: "tenancy.workspace-operator.io", resources: []string{"workspacebackups/finalizers"}, verbs: []string{"update"}},
 	// The purge records of deleted workspaces, their progress and their finalizer.
 	{group: "tenancy.workspace-operator.io", resources: []string{"workspacepurges"}, verbs: crud},
 	{group: "tenancy.workspace-operator.io", resources: []string{"workspacepurges/status"}, verbs: []string{"get", "patch", "update"}},

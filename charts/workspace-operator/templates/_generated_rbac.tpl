@@ -12,6 +12,7 @@ config/rbac/workspace_owner_role.yaml.
   resources:
   - limitranges
   - namespaces
+  - persistentvolumeclaims
   - resourcequotas
   - serviceaccounts
   verbs:
@@ -25,19 +26,16 @@ config/rbac/workspace_owner_role.yaml.
 - apiGroups:
   - ""
   resources:
-  - persistentvolumeclaims
+  - persistentvolumes
   verbs:
-  - create
   - get
-  - list
-  - patch
-  - update
-  - watch
 - apiGroups:
   - ""
   resources:
   - pods
   verbs:
+  - create
+  - delete
   - get
   - list
   - watch
@@ -120,6 +118,18 @@ config/rbac/workspace_owner_role.yaml.
   - update
   - watch
 - apiGroups:
+  - snapshot.storage.k8s.io
+  resources:
+  - volumesnapshotclasses
+  - volumesnapshotcontents
+  - volumesnapshots
+  verbs:
+  - create
+  - delete
+  - get
+  - list
+  - watch
+- apiGroups:
   - storage.k8s.io
   resources:
   - storageclasses
@@ -134,6 +144,7 @@ config/rbac/workspace_owner_role.yaml.
 - apiGroups:
   - tenancy.workspace-operator.io
   resources:
+  - workspacebackups
   - workspacepurges
   verbs:
   - create
@@ -146,6 +157,7 @@ config/rbac/workspace_owner_role.yaml.
 - apiGroups:
   - tenancy.workspace-operator.io
   resources:
+  - workspacebackups/finalizers
   - workspacepurges/finalizers
   - workspaces/finalizers
   verbs:
@@ -153,6 +165,7 @@ config/rbac/workspace_owner_role.yaml.
 - apiGroups:
   - tenancy.workspace-operator.io
   resources:
+  - workspacebackups/status
   - workspacepurges/status
   - workspaces/status
   verbs:

@@ -1,0 +1,235 @@
+package datamover
+
+import (
+	"time"
+
+	snapshotv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+)
+
+var _ = Describe("A backup run", func() {
+	It("snapshots each volume, exposes it in the mover namespace, moves it from its own zone and cleans up", func() {
+		cluster.set("db", podOutcome{hold: true})
+		cluster.set("files", podOutcome{hold: true})
+		newTenant("acme", map[string]string{"db": "zone-a", "files": "zone-b"})
+		run := newRun("acme-1", "acme")
+
+		By("taking a snapshot in the tenant namespace and exposing it in the mover namespace")
+		var db volumeRef
+		Eventually(func(g Gomega) {
+			run = getRun(g, "acme-1")
+			g.Expect(run.Status.BackupID).NotTo(BeEmpty())
+			db = newVolumeRef(run, "db")
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: moverNamespace, Name: db.name}, &corev1.Pod{})).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+		Expect(run.Status.Namespace).To(Equal("ws-acme"))
+		Expect(run.Status.Locations).To(Equal([]tenancyv1alpha1.BackupRunLocation{
+			{Region: "eu-west-1", Bucket: "wso-acme-backup-eu-west-1", KeyAlias: "alias/ws-acme"},
+			{Region: "eu-central-1", Bucket: "wso-acme-backup-eu-central-1", KeyAlias: "alias/ws-acme"},
+		}))
+
+		class := &snapshotv1.VolumeSnapshotClass{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: "ws-acme-encrypted"}, class)).To(Succeed())
+		Expect(class.Driver).To(Equal(driver))
+		Expect(class.DeletionPolicy).To(Equal(snapshotv1.VolumeSnapshotContentDelete))
+
+		tenantSnapshot := &snapshotv1.VolumeSnapshot{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-acme", Name: db.name}, tenantSnapshot)).To(Succeed())
+		Expect(*tenantSnapshot.Spec.Source.PersistentVolumeClaimName).To(Equal("db"))
+		original := &snapshotv1.VolumeSnapshotContent{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: *tenantSnapshot.Status.BoundVolumeSnapshotContentName}, original)).To(Succeed())
+
+		copied := &snapshotv1.VolumeSnapshotContent{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: db.name}, copied)).To(Succeed())
+		Expect(copied.Spec.Source.SnapshotHandle).To(Equal(original.Status.SnapshotHandle))
+		Expect(copied.Spec.DeletionPolicy).To(Equal(snapshotv1.VolumeSnapshotContentRetain))
+		Expect(copied.Spec.VolumeSnapshotRef.Namespace).To(Equal(moverNamespace))
+		Expect(copied.Spec.VolumeSnapshotRef.Name).To(Equal(db.name))
+
+		clone := &corev1.PersistentVolumeClaim{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: moverNamespace, Name: db.name}, clone)).To(Succeed())
+		Expect(clone.Spec.DataSourceRef.Kind).To(Equal("VolumeSnapshot"))
+		Expect(clone.Spec.DataSourceRef.Name).To(Equal(db.name))
+		Expect(*clone.Spec.StorageClassName).To(Equal("ws-acme-encrypted"))
+		Expect(clone.Spec.Resources.Requests[corev1.ResourceStorage]).To(Equal(resource.MustParse("2Gi")), "the snapshot's restore size")
+
+		By("running the mover in the source volume's zone, as the workspace's mover identity")
+		pod := &corev1.Pod{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: moverNamespace, Name: db.name}, pod)).To(Succeed())
+		zones := pod.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchExpressions[0]
+		Expect(zones.Key).To(Equal(zoneKey))
+		Expect(zones.Values).To(Equal([]string{"zone-a"}))
+		Expect(pod.Spec.ServiceAccountName).To(Equal("mover-acme"))
+		Expect(*pod.Spec.SecurityContext.RunAsUser).To(BeZero())
+		Expect(pod.Spec.Containers[0].Args).To(ContainElements("--source", "/data/db", "--backup-id", run.Status.BackupID+"-db"))
+		sa := &corev1.ServiceAccount{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: moverNamespace, Name: "mover-acme"}, sa)).To(Succeed())
+		Expect(sa.Annotations).To(HaveKeyWithValue("eks.amazonaws.com/role-arn", "arn:aws:iam::000000000000:role/mover-acme"))
+
+		Eventually(func(g Gomega) {
+			files := newVolumeRef(getRun(g, "acme-1"), "files")
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: moverNamespace, Name: files.name}, pod)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+		Expect(pod.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchExpressions[0].Values).To(Equal([]string{"zone-b"}))
+		Expect(getRun(Default, "acme-1").Status.Phase).To(Equal(tenancyv1alpha1.BackupRunRunning))
+
+		By("recording each volume's backup and leaving nothing behind")
+		cluster.set("db", podOutcome{})
+		cluster.set("files", podOutcome{})
+		Eventually(func(g Gomega) {
+			run = getRun(g, "acme-1")
+			g.Expect(run.Status.Phase).To(Equal(tenancyv1alpha1.BackupRunSucceeded), "%+v", run.Status)
+		}, timeout, interval).Should(Succeed())
+		for _, claim := range []string{"db", "files"} {
+			v := volumeStatus(run, claim)
+			Expect(v.Phase).To(Equal(tenancyv1alpha1.VolumeBackupSucceeded))
+			Expect(v.Step).To(Equal(StepDone))
+			Expect(v.BackupID).To(Equal(run.Status.BackupID + "-" + claim))
+			Expect(v.Bytes).To(BeEquivalentTo(12345))
+			Expect(v.StartTime).NotTo(BeNil())
+			Expect(v.CompletionTime).NotTo(BeNil())
+		}
+		Expect(runObjects(Default, "acme-1")).To(BeEmpty())
+	})
+
+	It("reports a volume that fails without failing the others, and cleans it up", func() {
+		cluster.set("broken", podOutcome{fail: "upload to eu-west-1: AccessDenied"})
+		cluster.set("unsnapshottable", podOutcome{snapErr: "driver refused: volume is being resized"})
+		newTenant("globex", map[string]string{"broken": "zone-a", "ok": "zone-a", "unsnapshottable": "zone-b"})
+		newRun("globex-1", "globex")
+
+		var run *tenancyv1alpha1.WorkspaceBackup
+		Eventually(func(g Gomega) {
+			run = getRun(g, "globex-1")
+			g.Expect(run.Status.Phase).To(Equal(tenancyv1alpha1.BackupRunPartiallyFailed), "%+v", run.Status)
+		}, timeout, interval).Should(Succeed())
+		Expect(volumeStatus(run, "ok").Phase).To(Equal(tenancyv1alpha1.VolumeBackupSucceeded))
+		broken := volumeStatus(run, "broken")
+		Expect(broken.Phase).To(Equal(tenancyv1alpha1.VolumeBackupFailed))
+		Expect(broken.Message).To(ContainSubstring("AccessDenied"))
+		unsnapshottable := volumeStatus(run, "unsnapshottable")
+		Expect(unsnapshottable.Phase).To(Equal(tenancyv1alpha1.VolumeBackupFailed))
+		Expect(unsnapshottable.Message).To(ContainSubstring("volume is being resized"))
+		complete := findCondition(run, tenancyv1alpha1.ConditionComplete)
+		Expect(complete.Reason).To(Equal("PartiallyFailed"))
+		Expect(complete.Message).To(ContainSubstring("broken, unsnapshottable"))
+		Expect(runObjects(Default, "globex-1")).To(BeEmpty())
+	})
+
+	It("never has more volumes in flight than the limit", func() {
+		claims := map[string]string{"a": "zone-a", "b": "zone-a", "c": "zone-a"}
+		for claim := range claims {
+			cluster.set(claim, podOutcome{hold: true})
+		}
+		newTenant("initech", claims)
+		newRun("initech-1", "initech")
+
+		Eventually(func(g Gomega) {
+			run := getRun(g, "initech-1")
+			g.Expect(runObjects(g, "initech-1")["Pod"]).To(Equal(concurrency))
+			g.Expect(volumeStatus(run, "c").Phase).To(Equal(tenancyv1alpha1.VolumeBackupPending))
+			g.Expect(volumeStatus(run, "c").Message).To(ContainSubstring("waiting for a mover slot"))
+		}, timeout, interval).Should(Succeed())
+		Consistently(func(g Gomega) {
+			var snapshots snapshotv1.VolumeSnapshotList
+			g.Expect(k8sClient.List(ctx, &snapshots, client.InNamespace("ws-initech"))).To(Succeed())
+			g.Expect(len(snapshots.Items)).To(BeNumerically("<=", concurrency))
+		}, time.Second, interval).Should(Succeed())
+
+		for claim := range claims {
+			cluster.set(claim, podOutcome{})
+		}
+		Eventually(func(g Gomega) {
+			g.Expect(getRun(g, "initech-1").Status.Phase).To(Equal(tenancyv1alpha1.BackupRunSucceeded))
+		}, timeout, interval).Should(Succeed())
+	})
+
+	It("resumes where it was after the operator restarts mid-run", func() {
+		cluster.set("data", podOutcome{hold: true})
+		newTenant("umbrella", map[string]string{"data": "zone-c"})
+		newRun("umbrella-1", "umbrella")
+
+		var before *tenancyv1alpha1.WorkspaceBackup
+		var pod corev1.Pod
+		Eventually(func(g Gomega) {
+			before = getRun(g, "umbrella-1")
+			g.Expect(before.Status.BackupID).NotTo(BeEmpty())
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: moverNamespace, Name: newVolumeRef(before, "data").name}, &pod)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+
+		restartManager()
+		cluster.set("data", podOutcome{})
+		Eventually(func(g Gomega) {
+			run := getRun(g, "umbrella-1")
+			g.Expect(run.Status.Phase).To(Equal(tenancyv1alpha1.BackupRunSucceeded))
+			g.Expect(run.Status.BackupID).To(Equal(before.Status.BackupID), "the run keeps its ID")
+			g.Expect(volumeStatus(run, "data").BackupID).To(Equal(before.Status.BackupID + "-data"))
+		}, timeout, interval).Should(Succeed())
+		Expect(runObjects(Default, "umbrella-1")).To(BeEmpty())
+	})
+
+	It("fails a volume that outlives its deadline and cleans it up", func() {
+		cluster.set("stuck", podOutcome{hold: true})
+		newTenant("hooli", map[string]string{"stuck": "zone-a"})
+		newRun("hooli-1", "hooli")
+		Eventually(func(g Gomega) {
+			g.Expect(runObjects(g, "hooli-1")["Pod"]).To(Equal(1))
+		}, timeout, interval).Should(Succeed())
+
+		fakeClock.Step(volumeTimeout + time.Minute)
+		DeferCleanup(func() { fakeClock.SetTime(time.Now()) })
+		// The reconciler would look again at the deadline in real time; an edit wakes it now.
+		run := getRun(Default, "hooli-1")
+		run.Annotations = map[string]string{"test/nudge": "1"}
+		Expect(k8sClient.Update(ctx, run)).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			run = getRun(g, "hooli-1")
+			g.Expect(run.Status.Phase).To(Equal(tenancyv1alpha1.BackupRunFailed), "%+v", run.Status)
+		}, timeout, interval).Should(Succeed())
+		Expect(volumeStatus(run, "stuck").Message).To(ContainSubstring("timed out after 1h0m0s waiting for step Move"))
+		Expect(runObjects(Default, "hooli-1")).To(BeEmpty())
+	})
+
+	It("cleans up everything when a run is deleted mid-way", func() {
+		cluster.set("scratch", podOutcome{hold: true})
+		newTenant("vandelay", map[string]string{"scratch": "zone-a"})
+		run := newRun("vandelay-1", "vandelay")
+		Eventually(func(g Gomega) {
+			g.Expect(runObjects(g, "vandelay-1")["Pod"]).To(Equal(1))
+		}, timeout, interval).Should(Succeed())
+
+		Expect(k8sClient.Delete(ctx, run)).To(Succeed())
+		Eventually(func(g Gomega) {
+			err := k8sClient.Get(ctx, client.ObjectKeyFromObject(run), run)
+			g.Expect(client.IgnoreNotFound(err)).To(Succeed())
+			g.Expect(err).To(HaveOccurred(), "the run is gone once its objects are")
+			g.Expect(runObjects(g, "vandelay-1")).To(BeEmpty())
+		}, timeout, interval).Should(Succeed())
+	})
+
+	It("fails at once for a workspace that does not exist", func() {
+		newRun("nobody-1", "nobody")
+		Eventually(func(g Gomega) {
+			run := getRun(g, "nobody-1")
+			g.Expect(run.Status.Phase).To(Equal(tenancyv1alpha1.BackupRunFailed))
+			g.Expect(findCondition(run, tenancyv1alpha1.ConditionComplete).Reason).To(Equal("WorkspaceNotFound"))
+		}, timeout, interval).Should(Succeed())
+	})
+})
+
+func findCondition(run *tenancyv1alpha1.WorkspaceBackup, t string) metav1.Condition {
+	for _, c := range run.Status.Conditions {
+		if c.Type == t {
+			return c
+		}
+	}
+	return metav1.Condition{Type: t}
+}
