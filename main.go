@@ -33,6 +33,7 @@ import (
 	"github.com/workspace-operator/workspace-operator/controllers"
 	"github.com/workspace-operator/workspace-operator/internal/backup"
 	"github.com/workspace-operator/workspace-operator/internal/cloud"
+	"github.com/workspace-operator/workspace-operator/internal/datamover"
 )
 
 func main() {
@@ -79,6 +80,7 @@ type options struct {
 	bucketPrefix            string
 	backupCommand           string
 	config                  controllers.Config
+	mover                   datamover.Config
 	zap                     zap.Options
 }
 
@@ -128,6 +130,10 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.config.PurgeWindow, "purge-window", defaults.PurgeWindow, "How long a deleted workspace's data stays recoverable before it is destroyed: whole days from 7 to 30 (KMS's bounds), never shorter than the backup retention.")
 	fs.DurationVar(&o.config.PurgeAuditPeriod, "purge-audit-period", defaults.PurgeAuditPeriod, "How long a WorkspacePurge record is kept after the purge, as evidence.")
 	fs.StringVar(&backup.RoleARNTemplate, "backup-role-arn-template", "", "Go template of the IAM role ARN the backup ServiceAccount assumes, over .Workspace, .Namespace and .Cluster.")
+	moverDefaults := datamover.DefaultConfig()
+	fs.StringVar(&o.mover.Namespace, "mover-namespace", "", "Namespace of the snapshot data mover (privileged, the operator's own; e.g. "+moverDefaults.Namespace+"), which runs WorkspaceBackups; empty disables it. Needs the snapshot.storage.k8s.io CRDs and a snapshot-controller.")
+	fs.IntVar(&o.mover.Concurrency, "mover-concurrency", moverDefaults.Concurrency, "Volumes the data mover backs up at once, across every workspace: each holds a snapshot, a temporary volume and a pod.")
+	fs.DurationVar(&o.mover.VolumeTimeout, "mover-volume-timeout", moverDefaults.VolumeTimeout, "How long one volume's backup may take, from its snapshot to the end of its upload.")
 	o.zap.BindFlags(fs)
 	config.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -147,6 +153,9 @@ func parseFlags(args []string) (*options, error) {
 	o.config.Storage.Parameters = parameters
 	o.config.Backup.Command = strings.Fields(o.backupCommand)
 	o.config.Backup.AWSEndpoint = o.awsEndpoint
+	o.mover.Image, o.mover.Command, o.mover.AWSEndpoint = o.config.Backup.Image, o.config.Backup.Command, o.awsEndpoint
+	o.mover.SlotRetry = datamover.DefaultConfig().SlotRetry
+	o.mover.RoleARN = o.config.BackupRoleARN
 	kind, name, ok := strings.Cut(o.defaultIssuer, "/")
 	if !ok || (kind != "Issuer" && kind != "ClusterIssuer") || name == "" {
 		return nil, fmt.Errorf("--default-issuer %q: want Issuer/<name> or ClusterIssuer/<name>", o.defaultIssuer)
@@ -154,6 +163,11 @@ func parseFlags(args []string) (*options, error) {
 	o.config.DefaultIssuer = tenancyv1alpha1.IssuerReference{Name: name, Kind: tenancyv1alpha1.IssuerKind(kind), Group: cmv1.SchemeGroupVersion.Group}
 	if o.maxConcurrentReconciles < 1 {
 		return nil, errors.New("--max-concurrent-reconciles must be at least 1")
+	}
+	if o.mover.Namespace != "" {
+		if err := o.mover.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	return o, o.config.Validate()
 }
@@ -309,6 +323,17 @@ func run(args []string) error {
 	}
 	if err := purges.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: o.maxConcurrentReconciles}); err != nil {
 		return fmt.Errorf("set up WorkspacePurge controller: %w", err)
+	}
+	if o.mover.Namespace != "" {
+		mover := &datamover.Reconciler{
+			Client:    mgr.GetClient(),
+			APIReader: mgr.GetAPIReader(),
+			Recorder:  mgr.GetEventRecorder("workspace-operator"),
+			Config:    o.mover,
+		}
+		if err := mover.SetupWithManager(mgr, controller.Options{}); err != nil {
+			return fmt.Errorf("set up WorkspaceBackup controller: %w", err)
+		}
 	}
 	controllers.RegisterMetrics(mgr.GetClient())
 

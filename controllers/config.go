@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
@@ -119,6 +120,13 @@ func DefaultConfig() Config {
 			StaleAfter:       26 * time.Hour,
 		},
 	}
+}
+
+// BackupRoleARN renders --backup-role-arn-template for a workspace and its namespace: the
+// role of the data mover's ServiceAccount for that workspace.
+func (c Config) BackupRoleARN(workspace, namespace string) (string, error) {
+	ws := &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: workspace}}
+	return renderRoleARN(c.Backup.RoleARNTemplate, ws, namespace, c.Storage.ClusterName)
 }
 
 // Validate reports the first setting that would make the operator build invalid objects.

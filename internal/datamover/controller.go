@@ -47,8 +47,9 @@ type Config struct {
 	VolumeTimeout time.Duration
 	// SlotRetry is how often a volume waiting for a slot looks again.
 	SlotRetry time.Duration
-	// RoleARN gives the IAM role of a workspace's mover ServiceAccount, "" for none.
-	RoleARN func(workspace string) (string, error)
+	// RoleARN gives the IAM role of a workspace's mover ServiceAccount from the workspace
+	// and its namespace, "" for none.
+	RoleARN func(workspace, namespace string) (string, error)
 }
 
 // DefaultConfig is the mover configuration the operator runs with unless told otherwise.
@@ -381,7 +382,7 @@ func (r *Reconciler) ensureRunPrerequisites(ctx context.Context, run *tenancyv1a
 	roleARN := ""
 	if r.Config.RoleARN != nil {
 		var err error
-		if roleARN, err = r.Config.RoleARN(run.Spec.Workspace); err != nil {
+		if roleARN, err = r.Config.RoleARN(run.Spec.Workspace, run.Status.Namespace); err != nil {
 			return fmt.Errorf("mover role: %w", err)
 		}
 	}

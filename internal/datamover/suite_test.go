@@ -122,7 +122,7 @@ func testConfig() Config {
 	cfg.Concurrency = concurrency
 	cfg.VolumeTimeout = volumeTimeout
 	cfg.SlotRetry = 200 * time.Millisecond
-	cfg.RoleARN = func(workspace string) (string, error) {
+	cfg.RoleARN = func(workspace, _ string) (string, error) {
 		return "arn:aws:iam::000000000000:role/mover-" + workspace, nil
 	}
 	return cfg

@@ -223,6 +223,7 @@ func TestRenderedArgsAccepted(t *testing.T) {
 			"--set", "aws.workloadRoleArnTemplate=arn:aws:iam::123456789012:role/ws-{{ .Workspace }}",
 			"--set", "storage.provisioner=ebs.csi.aws.com", "--set", "storage.parameters.iops=4000",
 			"--set", "storage.kmsKeyParameter=kmsKeyId",
+			"--set", "dataMover.namespace=movers", "--set", "dataMover.concurrency=8", "--set", "dataMover.volumeTimeout=2h",
 		},
 		"metrics off, single replica": {"--set", "metrics.enabled=false", "--set", "replicas=1", "--set", "leaderElection.enabled=false"},
 	} {

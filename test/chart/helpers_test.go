@@ -222,4 +222,5 @@ var allOptional = []string{
 	"--set", "metrics.readerSubjects[0].namespace=monitoring",
 	"--set", "aws.region=eu-west-1",
 	"--set", "aws.kmsKeyPolicy.Version=2012-10-17",
+	"--set", "dataMover.namespace=workspace-operator-mover",
 }

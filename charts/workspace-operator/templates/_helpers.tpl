@@ -136,6 +136,9 @@ leaderElection.enabled says.
 - {{ printf "--backup-hour=%d" (int $v.backup.hour) | quote }}
 - {{ printf "--backup-stale-after=%s" $v.backup.staleAfter | quote }}
 - {{ printf "--backup-role-arn-template=%s" $v.backup.roleArnTemplate | quote }}
+- {{ printf "--mover-namespace=%s" $v.dataMover.namespace | quote }}
+- {{ printf "--mover-concurrency=%d" (int $v.dataMover.concurrency) | quote }}
+- {{ printf "--mover-volume-timeout=%s" $v.dataMover.volumeTimeout | quote }}
 - {{ printf "--zap-log-level=%s" $v.logLevel | quote }}
 - {{ printf "--zap-encoder=%s" $v.logFormat | quote }}
 - {{ printf "--zap-stacktrace-level=%s" $v.logStacktraceLevel | quote }}
