@@ -175,6 +175,46 @@ var _ = Describe("A backup run", func() {
 		Expect(runObjects(Default, "umbrella-1")).To(BeEmpty())
 	})
 
+	It("lets a volume whose snapshot exists keep its slot when the status that admitted it was lost", func() {
+		// Fill every slot with another workspace's held volumes.
+		cluster.set("hold-1", podOutcome{hold: true})
+		cluster.set("hold-2", podOutcome{hold: true})
+		newTenant("busy", map[string]string{"hold-1": "zone-a", "hold-2": "zone-a"})
+		newRun("busy-1", "busy")
+		Eventually(func(g Gomega) {
+			g.Expect(runObjects(g, "busy-1")["Pod"]).To(Equal(concurrency))
+		}, timeout, interval).Should(Succeed())
+
+		// A run whose volume took a slot and created its snapshot, and whose status write
+		// saying so was lost in a crash: the status still reads Pending.
+		newTenant("lost", map[string]string{"data": "zone-a"})
+		run := &tenancyv1alpha1.WorkspaceBackup{
+			ObjectMeta: metav1.ObjectMeta{Name: "lost-1", Namespace: moverNamespace, Finalizers: []string{tenancyv1alpha1.BackupRunFinalizer}},
+			Spec:       tenancyv1alpha1.WorkspaceBackupSpec{Workspace: "lost"},
+		}
+		Expect(k8sClient.Create(ctx, run)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(getRun(g, "lost-1").Status.Phase).To(Equal(tenancyv1alpha1.BackupRunRunning))
+		}, timeout, interval).Should(Succeed())
+		restartManager() // the run is held by the limit; start afresh with it Pending
+		Expect(volumeStatus(getRun(Default, "lost-1"), "data").Phase).To(Equal(tenancyv1alpha1.VolumeBackupPending))
+		v := newVolumeRef(getRun(Default, "lost-1"), "data")
+		Expect(k8sClient.Create(ctx, desiredSnapshot(v))).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			run := getRun(g, "lost-1")
+			g.Expect(volumeStatus(run, "data").Phase).To(Equal(tenancyv1alpha1.VolumeBackupSucceeded), "%+v", run.Status)
+		}, timeout, interval).Should(Succeed())
+		Expect(volumeStatus(getRun(Default, "busy-1"), "hold-1").Phase).To(Equal(tenancyv1alpha1.VolumeBackupRunning), "the others still hold their slots")
+
+		cluster.set("hold-1", podOutcome{})
+		cluster.set("hold-2", podOutcome{})
+		Eventually(func(g Gomega) {
+			g.Expect(getRun(g, "busy-1").Status.Phase).To(Equal(tenancyv1alpha1.BackupRunSucceeded))
+			g.Expect(getRun(g, "lost-1").Status.Phase).To(Equal(tenancyv1alpha1.BackupRunSucceeded))
+		}, timeout, interval).Should(Succeed())
+	})
+
 	It("fails a volume that outlives its deadline and cleans it up", func() {
 		cluster.set("stuck", podOutcome{hold: true})
 		newTenant("hooli", map[string]string{"stuck": "zone-a"})
