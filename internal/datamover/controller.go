@@ -292,7 +292,11 @@ func (r *Reconciler) advanceVolume(ctx context.Context, v volumeRef, status *ten
 func (r *Reconciler) finishVolume(v volumeRef, status *tenancyv1alpha1.VolumeBackupStatus, phase tenancyv1alpha1.VolumeBackupPhase, message string, now time.Time) {
 	status.Phase, status.Message, status.Step = phase, message, StepCleanup
 	status.CompletionTime = &metav1.Time{Time: now}
+	outcome := map[bool]string{true: "succeeded", false: "failed"}[phase == tenancyv1alpha1.VolumeBackupSucceeded]
+	volumesFinished.WithLabelValues(outcome).Inc()
+	volumeDuration.WithLabelValues(outcome).Observe(now.Sub(status.StartTime.Time).Seconds())
 	if phase == tenancyv1alpha1.VolumeBackupSucceeded {
+		volumeBytes.Add(float64(status.Bytes))
 		r.Recorder.Eventf(v.run, nil, corev1.EventTypeNormal, "VolumeBackedUp", "Backup",
 			"volume %s backed up as %s (%d bytes)", status.Claim, status.BackupID, status.Bytes)
 		return

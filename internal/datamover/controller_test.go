@@ -6,6 +6,7 @@ import (
 	snapshotv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -103,6 +104,7 @@ var _ = Describe("A backup run", func() {
 		cluster.set("broken", podOutcome{fail: "upload to eu-west-1: AccessDenied"})
 		cluster.set("unsnapshottable", podOutcome{snapErr: "driver refused: volume is being resized"})
 		newTenant("globex", map[string]string{"broken": "zone-a", "ok": "zone-a", "unsnapshottable": "zone-b"})
+		failedBefore := testutil.ToFloat64(volumesFinished.WithLabelValues("failed"))
 		newRun("globex-1", "globex")
 
 		var run *tenancyv1alpha1.WorkspaceBackup
@@ -121,6 +123,7 @@ var _ = Describe("A backup run", func() {
 		Expect(complete.Reason).To(Equal("PartiallyFailed"))
 		Expect(complete.Message).To(ContainSubstring("broken, unsnapshottable"))
 		Expect(runObjects(Default, "globex-1")).To(BeEmpty())
+		Expect(testutil.ToFloat64(volumesFinished.WithLabelValues("failed")) - failedBefore).To(BeEquivalentTo(2))
 	})
 
 	It("never has more volumes in flight than the limit", func() {
