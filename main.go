@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -44,6 +45,17 @@ func main() {
 		err := backup.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 		stop()
 		if err != nil {
+			fmt.Fprintln(os.Stderr, "workspace-operator:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	// A backup CronJob's Job in the mover namespace asks the operator for a run and waits.
+	if len(os.Args) > 1 && os.Args[1] == "request-backup" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := datamover.RequestMain(ctx, os.Args[2:], inClusterClient, os.Stderr)
+		stop()
+		if err != nil && !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "workspace-operator:", err)
 			os.Exit(1)
 		}
@@ -170,6 +182,15 @@ func parseFlags(args []string) (*options, error) {
 		}
 	}
 	return o, o.config.Validate()
+}
+
+// inClusterClient reaches the API server as the pod's ServiceAccount (or the kubeconfig).
+func inClusterClient() (client.Client, error) {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
+	}
+	return client.New(cfg, client.Options{Scheme: controllers.Scheme()})
 }
 
 func envOr(name, fallback string) string {

@@ -1,6 +1,8 @@
 package datamover
 
 import (
+	"os"
+	"path/filepath"
 	"time"
 
 	snapshotv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
@@ -276,3 +278,38 @@ func findCondition(run *tenancyv1alpha1.WorkspaceBackup, t string) metav1.Condit
 	}
 	return metav1.Condition{Type: t}
 }
+
+var _ = Describe("request-backup", func() {
+	newClient := func() (client.Client, error) { return k8sClient, nil }
+
+	It("creates the run, waits for it and writes its summary; asking again waits for the same run", func() {
+		newTenant("wayne", map[string]string{"vault": "zone-a"})
+		summary := filepath.Join(GinkgoT().TempDir(), "summary.json")
+		args := []string{"--workspace", "wayne", "--namespace", moverNamespace, "--run", "wayne-job-1", "--poll-interval", "100ms", "--summary-file", summary}
+		Expect(RequestMain(ctx, args, newClient, GinkgoWriter)).To(Succeed())
+
+		run := getRun(Default, "wayne-job-1")
+		Expect(run.Status.Phase).To(Equal(tenancyv1alpha1.BackupRunSucceeded))
+		Expect(run.Labels).To(HaveKeyWithValue(tenancyv1alpha1.WorkspaceLabel, "wayne"))
+		written, err := os.ReadFile(summary)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(written)).To(MatchJSON(`{"backupID": "` + run.Status.BackupID + `", "phase": "Succeeded"}`))
+
+		Expect(RequestMain(ctx, args, newClient, GinkgoWriter)).To(Succeed(), "a retried pod finds the finished run")
+		Expect(getRun(Default, "wayne-job-1").Status.BackupID).To(Equal(run.Status.BackupID))
+	})
+
+	It("fails unless every volume was backed up", func() {
+		cluster.set("ledger", podOutcome{fail: "KMS key disabled"})
+		newTenant("stark", map[string]string{"ledger": "zone-a", "notes": "zone-a"})
+		err := RequestMain(ctx, []string{"--workspace", "stark", "--namespace", moverNamespace, "--run", "stark-job-1", "--poll-interval", "100ms", "--summary-file", ""}, newClient, GinkgoWriter)
+		Expect(err).To(MatchError(ContainSubstring("PartiallyFailed")))
+		Expect(err).To(MatchError(ContainSubstring("ledger")))
+	})
+
+	It("refuses a run name already used for another workspace", func() {
+		newRun("shared-name", "nobody")
+		err := RequestMain(ctx, []string{"--workspace", "wayne", "--namespace", moverNamespace, "--run", "shared-name", "--poll-interval", "100ms", "--summary-file", ""}, newClient, GinkgoWriter)
+		Expect(err).To(MatchError(ContainSubstring("backs up workspace nobody, not wayne")))
+	})
+})
