@@ -168,6 +168,7 @@ func parseFlags(args []string) (*options, error) {
 	o.mover.Image, o.mover.Command, o.mover.AWSEndpoint = o.config.Backup.Image, o.config.Backup.Command, o.awsEndpoint
 	o.mover.SlotRetry = datamover.DefaultConfig().SlotRetry
 	o.mover.RoleARN = o.config.BackupRoleARN
+	o.config.Backup.MoverNamespace = o.mover.Namespace
 	kind, name, ok := strings.Cut(o.defaultIssuer, "/")
 	if !ok || (kind != "Issuer" && kind != "ClusterIssuer") || name == "" {
 		return nil, fmt.Errorf("--default-issuer %q: want Issuer/<name> or ClusterIssuer/<name>", o.defaultIssuer)

@@ -234,6 +234,9 @@ func (r *WorkspaceReconciler) reconcileBackups(ctx context.Context, ws *tenancyv
 	if err != nil {
 		return err
 	}
+	if r.Config.Backup.MoverNamespace != "" {
+		return r.reconcileMoverBackups(ctx, ws, namespace, schedule)
+	}
 	claims, err := r.backupClaims(ctx, namespace)
 	if err != nil {
 		return failed("BackupVolumesUnknown", err)

@@ -20,8 +20,14 @@ import (
 // finishBackupJob plays the CronJob controller and the kubelet, which envtest does not run:
 // it creates the Job the CronJob would, with its pod, and finishes both.
 func finishBackupJob(namespace, name string, succeed bool, summary string) {
+	finishJobOf(client.ObjectKey{Namespace: namespace, Name: backupCronJobName}, name, succeed, summary)
+}
+
+// finishJobOf does the same for the CronJob cronJobKey.
+func finishJobOf(cronJobKey client.ObjectKey, name string, succeed bool, summary string) {
+	namespace := cronJobKey.Namespace
 	cronJob := &batchv1.CronJob{}
-	Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: backupCronJobName}, cronJob)).To(Succeed())
+	Expect(k8sClient.Get(ctx, cronJobKey, cronJob)).To(Succeed())
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: cronJob.Spec.JobTemplate.Labels},
 		Spec:       *cronJob.Spec.JobTemplate.Spec.DeepCopy(),

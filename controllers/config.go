@@ -66,6 +66,10 @@ type BackupConfig struct {
 	RoleARNTemplate string
 	// AWSEndpoint is passed to the agent when the operator itself uses one.
 	AWSEndpoint string
+	// MoverNamespace, when set, moves the schedule to the snapshot data mover: the backup
+	// CronJob lives there and asks for WorkspaceBackups, and nothing runs in the tenant's
+	// namespace. Empty keeps the CronJob that mounts every volume in the tenant's namespace.
+	MoverNamespace string
 }
 
 // StorageConfig places a workspace's keys and buckets in AWS and its volumes on an

@@ -123,31 +123,47 @@ func (r *WorkspaceReconciler) recordPurge(ctx context.Context, ws *tenancyv1alph
 // stopBackups deletes the backup CronJob and any Job it started, so that no backup is
 // taken of a workspace being deleted.
 func (r *WorkspaceReconciler) stopBackups(ctx context.Context, ws *tenancyv1alpha1.Workspace) (bool, error) {
-	namespace := namespaceName(ws, r.Config.NamespacePrefix)
-	cronJob := &batchv1.CronJob{}
-	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: backupCronJobName}, cronJob)
-	if client.IgnoreNotFound(err) != nil {
-		return false, fmt.Errorf("read backup CronJob: %w", err)
+	// The tenant's namespace held the backups before the data mover; the mover namespace
+	// holds them with it. A workspace being migrated may have both.
+	places := []client.ObjectKey{{Namespace: namespaceName(ws, r.Config.NamespacePrefix), Name: backupCronJobName}}
+	if r.Config.Backup.MoverNamespace != "" {
+		places = append(places, client.ObjectKey{Namespace: r.Config.Backup.MoverNamespace, Name: moverCronJobName(ws)})
 	}
-	if err == nil {
-		if err := r.Delete(ctx, cronJob, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return false, fmt.Errorf("delete backup CronJob: %w", err)
+	for _, key := range places {
+		if err := r.stopBackupsIn(ctx, ws, key); err != nil {
+			return false, err
 		}
-		r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "BackupsStopped", "Delete", "deleted the backup CronJob; no new backup will be taken")
+	}
+	return true, nil
+}
+
+// stopBackupsIn deletes the backup CronJob named by key and the unfinished backup Jobs of
+// the workspace in its namespace.
+func (r *WorkspaceReconciler) stopBackupsIn(ctx context.Context, ws *tenancyv1alpha1.Workspace, key client.ObjectKey) error {
+	cronJob := &batchv1.CronJob{}
+	err := r.APIReader.Get(ctx, key, cronJob)
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("read backup CronJob: %w", err)
+	}
+	if err == nil && belongsTo(cronJob, ws.Name) {
+		if err := r.Delete(ctx, cronJob, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete backup CronJob: %w", err)
+		}
+		r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "BackupsStopped", "Delete", "deleted the backup CronJob %s; no new backup will be taken", key)
 	}
 	var jobs batchv1.JobList
-	if err := r.APIReader.List(ctx, &jobs, client.InNamespace(namespace), client.MatchingLabels(managedLabels(ws))); err != nil {
-		return false, fmt.Errorf("list backup Jobs: %w", err)
+	if err := r.APIReader.List(ctx, &jobs, client.InNamespace(key.Namespace), client.MatchingLabels(managedLabels(ws))); err != nil {
+		return fmt.Errorf("list backup Jobs: %w", err)
 	}
 	for i := range jobs.Items {
 		if finishedJob(&jobs.Items[i]) != nil {
 			continue
 		}
 		if err := r.Delete(ctx, &jobs.Items[i], client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return false, fmt.Errorf("stop backup Job %s: %w", jobs.Items[i].Name, err)
+			return fmt.Errorf("stop backup Job %s: %w", jobs.Items[i].Name, err)
 		}
 	}
-	return true, nil
+	return nil
 }
 
 // scheduleKeyDeletion schedules every workspace key for deletion after the purge window

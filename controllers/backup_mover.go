@@ -1,0 +1,150 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+)
+
+// BackupRequesterServiceAccount is the identity of the backup Jobs in the mover
+// namespace: it may only create and read WorkspaceBackups there (the chart's Role).
+const BackupRequesterServiceAccount = "backup-requester"
+
+// maxCronJobName leaves room in a CronJob's name for the suffix of its Jobs' names.
+const maxCronJobName = 52
+
+// moverCronJobName is the workspace's backup CronJob in the mover namespace, its name cut
+// and made unique with a hash when the workspace's name is too long for a CronJob's.
+func moverCronJobName(ws *tenancyv1alpha1.Workspace) string {
+	name := "backup-" + ws.Name
+	if len(name) <= maxCronJobName {
+		return name
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(ws.Name))
+	suffix := "-" + strconv.FormatUint(uint64(h.Sum32()), 36)
+	return name[:maxCronJobName-len(suffix)] + suffix
+}
+
+// desiredMoverCronJob asks the data mover for a backup of the workspace on its schedule.
+// Its Job only creates a WorkspaceBackup named after itself and waits for it: the
+// operator drives the snapshots and movers, so nothing here needs AWS or the volumes, and
+// `kubectl create job --from=cronjob/<name>` is an on-demand backup.
+func desiredMoverCronJob(ws *tenancyv1alpha1.Workspace, schedule string, cfg BackupConfig) *batchv1.CronJob {
+	labels := managedLabels(ws)
+	fromField := func(path string) *corev1.EnvVarSource {
+		return &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}
+	}
+	return &batchv1.CronJob{
+		ObjectMeta: objectMeta(ws, cfg.MoverNamespace, moverCronJobName(ws)),
+		Spec: batchv1.CronJobSpec{
+			Schedule:                   schedule,
+			TimeZone:                   ptr.To("Etc/UTC"),
+			ConcurrencyPolicy:          batchv1.ForbidConcurrent,
+			StartingDeadlineSeconds:    ptr.To[int64](3600),
+			SuccessfulJobsHistoryLimit: ptr.To[int32](3),
+			FailedJobsHistoryLimit:     ptr.To[int32](3),
+			JobTemplate: batchv1.JobTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: batchv1.JobSpec{
+					// A retried pod waits for the same run, named after the Job.
+					BackoffLimit:          ptr.To[int32](2),
+					ActiveDeadlineSeconds: ptr.To[int64](12 * 3600),
+					Template: corev1.PodTemplateSpec{
+						ObjectMeta: metav1.ObjectMeta{Labels: labels},
+						Spec: corev1.PodSpec{
+							ServiceAccountName: BackupRequesterServiceAccount,
+							RestartPolicy:      corev1.RestartPolicyNever,
+							SecurityContext: &corev1.PodSecurityContext{
+								RunAsNonRoot:   ptr.To(true),
+								RunAsUser:      ptr.To[int64](nonRootUID),
+								RunAsGroup:     ptr.To[int64](nonRootUID),
+								SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+							},
+							Containers: []corev1.Container{{
+								Name:    backupContainerName,
+								Image:   cfg.Image,
+								Command: cfg.Command,
+								Args:    []string{"request-backup", "--workspace", ws.Name},
+								Env: []corev1.EnvVar{
+									{Name: "POD_NAMESPACE", ValueFrom: fromField("metadata.namespace")},
+									{Name: "JOB_NAME", ValueFrom: fromField("metadata.labels['" + batchv1.JobNameLabel + "']")},
+								},
+								SecurityContext:          restrictedContainer(),
+								TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+							}},
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+// reconcileMoverBackups schedules the workspace's backups in the mover namespace, removes
+// the CronJob and identity the old path kept in the tenant's namespace, and reports how the
+// last backups went. The backups themselves stay where they were: history is kept.
+func (r *WorkspaceReconciler) reconcileMoverBackups(ctx context.Context, ws *tenancyv1alpha1.Workspace, namespace, schedule string) error {
+	cronJob := desiredMoverCronJob(ws, schedule, r.Config.Backup)
+	err := apply(ctx, r, ws, cronJob, func(live *batchv1.CronJob) {
+		mergeLabels(live, cronJob.Labels)
+		if !equality.Semantic.DeepDerivative(cronJob.Spec, live.Spec) {
+			live.Spec = cronJob.Spec
+		}
+	})
+	if err != nil {
+		return failed("BackupScheduleFailed", fmt.Errorf("apply CronJob %s: %w", objectRef(cronJob), err))
+	}
+	if err := r.removeTenantBackupObjects(ctx, ws, namespace); err != nil {
+		return failed("BackupMigrationFailed", err)
+	}
+	if err := r.observeBackupJobs(ctx, ws, r.Config.Backup.MoverNamespace); err != nil {
+		return failed("BackupJobsUnknown", err)
+	}
+	s, reason, message := backupHealth(ws.Status.Backup, ws.CreationTimestamp.Time, r.Clock.Now(), r.Config.Backup.StaleAfter)
+	setCondition(ws, tenancyv1alpha1.ConditionBackupsHealthy, s, reason, message)
+	return nil
+}
+
+// removeTenantBackupObjects deletes the backup CronJob and ServiceAccount the old path
+// kept in the tenant's namespace, each only when a live read shows it is this workspace's.
+// Only the cache is read when they are gone, so a migrated workspace costs no live read.
+func (r *WorkspaceReconciler) removeTenantBackupObjects(ctx context.Context, ws *tenancyv1alpha1.Workspace, namespace string) error {
+	for _, obj := range []client.Object{
+		&batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: backupCronJobName}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: backupServiceAccountName}},
+	} {
+		key := client.ObjectKey{Namespace: namespace, Name: obj.GetName()}
+		if err := r.Get(ctx, key, obj); apierrors.IsNotFound(err) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("read %T %s: %w", obj, key, err)
+		}
+		if err := r.APIReader.Get(ctx, key, obj); apierrors.IsNotFound(err) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("read %T %s: %w", obj, key, err)
+		}
+		if !belongsTo(obj, ws.Name) {
+			continue
+		}
+		uid := obj.GetUID()
+		if err := r.Delete(ctx, obj, client.Preconditions{UID: &uid}, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete %T %s: %w", obj, key, err)
+		}
+		r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "BackupsMoved", "Backup",
+			"deleted %s %s: backups now run from the data mover in namespace %s", kindOf(r, obj), key, r.Config.Backup.MoverNamespace)
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package controllers
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+)
+
+func TestMoverCronJobName(t *testing.T) {
+	for _, tc := range []struct{ workspace, want string }{
+		{"acme", "backup-acme"},
+		{strings.Repeat("a", 45), "backup-" + strings.Repeat("a", 45)},
+	} {
+		if got := moverCronJobName(&tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: tc.workspace}}); got != tc.want {
+			t.Errorf("moverCronJobName(%q) = %q, want %q", tc.workspace, got, tc.want)
+		}
+	}
+	// The longest workspace names are cut, and stay distinct.
+	a := moverCronJobName(&tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: strings.Repeat("a", 59) + "1"}})
+	b := moverCronJobName(&tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: strings.Repeat("a", 59) + "2"}})
+	if len(a) > maxCronJobName || len(b) > maxCronJobName || a == b {
+		t.Errorf("long names give %q and %q", a, b)
+	}
+}
+
+func TestDesiredMoverCronJob(t *testing.T) {
+	ws := &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: "acme"}}
+	cfg := DefaultConfig().Backup
+	cfg.MoverNamespace = "movers"
+	cronJob := desiredMoverCronJob(ws, "7 2 * * *", cfg)
+	if cronJob.Namespace != "movers" || cronJob.Name != "backup-acme" || cronJob.Spec.Schedule != "7 2 * * *" ||
+		cronJob.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
+		t.Errorf("CronJob %s/%s schedule %q policy %s", cronJob.Namespace, cronJob.Name, cronJob.Spec.Schedule, cronJob.Spec.ConcurrencyPolicy)
+	}
+	pod := cronJob.Spec.JobTemplate.Spec.Template.Spec
+	// No volume, no AWS identity: the Job only asks the operator for a run.
+	if len(pod.Volumes) != 0 || pod.ServiceAccountName != BackupRequesterServiceAccount || !*pod.SecurityContext.RunAsNonRoot {
+		t.Errorf("pod spec: %+v", pod)
+	}
+	c := pod.Containers[0]
+	if diff := cmp.Diff([]string{"request-backup", "--workspace", "acme"}, c.Args); diff != "" {
+		t.Errorf("args (-want +got):\n%s", diff)
+	}
+	wantEnv := []corev1.EnvVar{
+		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+		{Name: "JOB_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['batch.kubernetes.io/job-name']"}}},
+	}
+	if diff := cmp.Diff(wantEnv, c.Env); diff != "" {
+		t.Errorf("env (-want +got):\n%s", diff)
+	}
+}
+
+var _ = Describe("Backups through the data mover", func() {
+	const moverNamespace = "workspace-operator-mover"
+
+	It("schedule the run requests in the mover namespace, move the old path out of the tenant's namespace and report the runs' Jobs", func() {
+		Expect(client.IgnoreAlreadyExists(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: moverNamespace}}))).To(Succeed())
+		// A Workspace that exists only here: the operator under test never sees it, so this
+		// reconciler, configured for the mover, is the only one acting for it.
+		ws := &tenancyv1alpha1.Workspace{
+			ObjectMeta: metav1.ObjectMeta{Name: "migrating", CreationTimestamp: metav1.Now()},
+			Status:     tenancyv1alpha1.WorkspaceStatus{Backup: &tenancyv1alpha1.BackupStatus{Schedule: "7 2 * * *", RetentionDays: 7}},
+		}
+		tenant := "ws-migrating"
+		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tenant}})).To(Succeed())
+		config := testConfig()
+		legacy := desiredBackupCronJob(ws, tenant, "7 2 * * *", 7, []string{"data"}, nil, "", config.Backup)
+		Expect(k8sClient.Create(ctx, legacy)).To(Succeed())
+		Expect(k8sClient.Create(ctx, desiredServiceAccount(ws, tenant, backupServiceAccountName, ""))).To(Succeed())
+
+		config.Backup.MoverNamespace = moverNamespace
+		recorder := events.NewFakeRecorder(10)
+		r := &WorkspaceReconciler{Client: k8sClient, APIReader: k8sClient, Recorder: recorder, Config: config, Clock: fakeClock}
+		Expect(r.reconcileMoverBackups(ctx, ws, tenant, "7 2 * * *")).To(Succeed())
+
+		cronJob := &batchv1.CronJob{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: moverNamespace, Name: "backup-migrating"}, cronJob)).To(Succeed())
+		Expect(cronJob.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args).To(Equal([]string{"request-backup", "--workspace", "migrating"}))
+		Expect(apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(legacy), &batchv1.CronJob{}))).To(BeTrue(), "the tenant-namespace CronJob is gone")
+		Expect(apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Namespace: tenant, Name: backupServiceAccountName}, &corev1.ServiceAccount{}))).To(BeTrue(), "and its identity")
+		var moved []string
+		for len(recorder.Events) > 0 {
+			if e := <-recorder.Events; strings.Contains(e, "BackupsMoved") {
+				moved = append(moved, e)
+			}
+		}
+		Expect(moved).To(HaveLen(2), "one event per object moved out")
+
+		By("reporting the outcome of a run request's Job")
+		fakeClock.SetTime(time.Now())
+		finishJobOf(client.ObjectKeyFromObject(cronJob), "backup-migrating-29000001", true, `{"backupID": "20261205T020700Z", "phase": "Succeeded"}`)
+		Expect(r.reconcileMoverBackups(ctx, ws, tenant, "7 2 * * *")).To(Succeed())
+		Expect(ws.Status.Backup.LastJob).To(Equal("backup-migrating-29000001"))
+		Expect(ws.Status.Backup.LastBackupID).To(Equal("20261205T020700Z"))
+		Expect(condition(ws, tenancyv1alpha1.ConditionBackupsHealthy).Reason).To(Equal("BackupsCurrent"))
+
+		// Job times are kept to the second: the next run finishes in a later one.
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+		finishJobOf(client.ObjectKeyFromObject(cronJob), "backup-migrating-29000002", false, `{"backupID": "20261206T020700Z", "phase": "PartiallyFailed"}`)
+		Expect(r.reconcileMoverBackups(ctx, ws, tenant, "7 2 * * *")).To(Succeed())
+		Expect(condition(ws, tenancyv1alpha1.ConditionBackupsHealthy).Reason).To(Equal("BackupFailed"))
+
+		By("stopping them when the workspace is deleted")
+		running := &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Namespace: moverNamespace, Name: "backup-migrating-29000003", Labels: cronJob.Spec.JobTemplate.Labels},
+			Spec:       *cronJob.Spec.JobTemplate.Spec.DeepCopy(),
+		}
+		Expect(k8sClient.Create(ctx, running)).To(Succeed())
+		Expect(r.stopBackups(ctx, ws)).To(BeTrue())
+		Expect(apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(cronJob), &batchv1.CronJob{}))).To(BeTrue(), "the CronJob is gone")
+		Eventually(func(g Gomega) {
+			job := &batchv1.Job{}
+			err := k8sClient.Get(ctx, client.ObjectKeyFromObject(running), job)
+			g.Expect(apierrors.IsNotFound(err) || job.DeletionTimestamp != nil).To(BeTrue(), "the unfinished Job is being deleted")
+		}, timeout, interval).Should(Succeed())
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: moverNamespace, Name: "backup-migrating-29000001"}, &batchv1.Job{})).To(Succeed(), "finished Jobs stay as history")
+	})
+})
