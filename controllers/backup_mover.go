@@ -58,9 +58,16 @@ func desiredMoverCronJob(ws *tenancyv1alpha1.Workspace, schedule string, cfg Bac
 			JobTemplate: batchv1.JobTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: batchv1.JobSpec{
-					// A retried pod waits for the same run, named after the Job.
+					// A pod lost with its node is retried, and waits for the same run, named
+					// after the Job; a pod that reports the run failed is not: the run is over.
 					BackoffLimit:          ptr.To[int32](2),
 					ActiveDeadlineSeconds: ptr.To[int64](12 * 3600),
+					PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+						Action: batchv1.PodFailurePolicyActionFailJob,
+						OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
+							ContainerName: ptr.To(backupContainerName), Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{1},
+						},
+					}}},
 					Template: corev1.PodTemplateSpec{
 						ObjectMeta: metav1.ObjectMeta{Labels: labels},
 						Spec: corev1.PodSpec{

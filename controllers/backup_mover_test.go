@@ -44,6 +44,9 @@ func TestDesiredMoverCronJob(t *testing.T) {
 		cronJob.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
 		t.Errorf("CronJob %s/%s schedule %q policy %s", cronJob.Namespace, cronJob.Name, cronJob.Spec.Schedule, cronJob.Spec.ConcurrencyPolicy)
 	}
+	if rules := cronJob.Spec.JobTemplate.Spec.PodFailurePolicy.Rules; len(rules) != 1 || rules[0].Action != batchv1.PodFailurePolicyActionFailJob {
+		t.Errorf("a failed run must fail the Job without retries: %+v", rules)
+	}
 	pod := cronJob.Spec.JobTemplate.Spec.Template.Spec
 	// No volume, no AWS identity: the Job only asks the operator for a run.
 	if len(pod.Volumes) != 0 || pod.ServiceAccountName != BackupRequesterServiceAccount || !*pod.SecurityContext.RunAsNonRoot {
