@@ -113,7 +113,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	}
 	before := run.DeepCopy()
 	defer func() {
-		if equality.Semantic.DeepEqual(before.Status, run.Status) && equality.Semantic.DeepEqual(before.Finalizers, run.Finalizers) {
+		if equality.Semantic.DeepEqual(before.Status, run.Status) {
 			return
 		}
 		err := r.Status().Patch(ctx, run, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))

@@ -16,15 +16,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -33,6 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+	"github.com/workspace-operator/workspace-operator/controllers"
 	"github.com/workspace-operator/workspace-operator/internal/backup"
 	"github.com/workspace-operator/workspace-operator/internal/testenv"
 )
@@ -84,7 +80,7 @@ var _ = BeforeSuite(func() {
 	}
 	restCfg, err = testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
-	k8sClient, err = client.New(restCfg, client.Options{Scheme: testScheme()})
+	k8sClient, err = client.New(restCfg, client.Options{Scheme: controllers.Scheme()})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: moverNamespace}})).To(Succeed())
 
@@ -105,14 +101,6 @@ var _ = AfterSuite(func() {
 	}
 })
 
-func testScheme() *runtime.Scheme {
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(tenancyv1alpha1.AddToScheme(scheme))
-	utilruntime.Must(snapshotv1.AddToScheme(scheme))
-	return scheme
-}
-
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.Namespace = moverNamespace
@@ -128,17 +116,14 @@ func testConfig() Config {
 	return cfg
 }
 
-// startManager runs the reconciler in a manager whose cache, like the operator's, holds
-// only objects labelled as managed by it.
+// startManager runs the reconciler in a manager configured like main.go's: its scheme, and
+// its cache, which holds only objects labelled as managed by the operator (runs created by
+// hand, as the specs create them, excepted).
 func startManager() {
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:  testScheme(),
+		Scheme:  controllers.Scheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache: cache.Options{DefaultLabelSelector: labels.SelectorFromSet(labels.Set{
-			tenancyv1alpha1.ManagedByLabel: tenancyv1alpha1.ManagedByValue,
-		}), ByObject: map[client.Object]cache.ByObject{
-			&tenancyv1alpha1.WorkspaceBackup{}: {Label: labels.Everything()},
-		}},
+		Cache:   controllers.CacheOptions(controllers.DefaultConfig()),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	r := &Reconciler{
