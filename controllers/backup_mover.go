@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"strconv"
 
+	snapshotv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -154,4 +155,40 @@ func (r *WorkspaceReconciler) removeTenantBackupObjects(ctx context.Context, ws 
 			"deleted %s %s: backups now run from the data mover in namespace %s", kindOf(r, obj), key, r.Config.Backup.MoverNamespace)
 	}
 	return nil
+}
+
+// deleteSnapshotClass deletes the workspace's VolumeSnapshotClass, which the data mover
+// created, once no snapshot content refers to it any more: the CSI driver's sidecar may
+// still need it to delete the snapshots the namespace's deletion released, and no snapshot
+// may be left behind. Without the data mover there is none to delete.
+func (r *WorkspaceReconciler) deleteSnapshotClass(ctx context.Context, ws *tenancyv1alpha1.Workspace) (bool, error) {
+	if r.Config.Backup.MoverNamespace == "" {
+		return true, nil
+	}
+	name := storageClassName(namespaceName(ws, r.Config.NamespacePrefix))
+	class := &snapshotv1.VolumeSnapshotClass{}
+	err := r.APIReader.Get(ctx, client.ObjectKey{Name: name}, class)
+	switch {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("read VolumeSnapshotClass %s: %w", name, err)
+	case !belongsTo(class, ws.Name):
+		return true, nil
+	}
+	var contents snapshotv1.VolumeSnapshotContentList
+	if err := r.APIReader.List(ctx, &contents); err != nil {
+		return false, fmt.Errorf("list VolumeSnapshotContents: %w", err)
+	}
+	for _, c := range contents.Items {
+		if c.Spec.VolumeSnapshotClassName != nil && *c.Spec.VolumeSnapshotClassName == name {
+			setCondition(ws, tenancyv1alpha1.ConditionReady, metav1.ConditionFalse, "Deleting",
+				fmt.Sprintf("waiting for the snapshot content %s of the workspace to be deleted before its VolumeSnapshotClass", c.Name))
+			return false, nil
+		}
+	}
+	if err := r.Delete(ctx, class, client.Preconditions{UID: &class.UID}); client.IgnoreNotFound(err) != nil {
+		return false, fmt.Errorf("delete VolumeSnapshotClass %s: %w", name, err)
+	}
+	return true, nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	snapshotv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
@@ -13,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
@@ -129,5 +131,43 @@ var _ = Describe("Backups through the data mover", func() {
 			g.Expect(apierrors.IsNotFound(err) || job.DeletionTimestamp != nil).To(BeTrue(), "the unfinished Job is being deleted")
 		}, timeout, interval).Should(Succeed())
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: moverNamespace, Name: "backup-migrating-29000001"}, &batchv1.Job{})).To(Succeed(), "finished Jobs stay as history")
+	})
+
+	It("delete the workspace's VolumeSnapshotClass only once no snapshot content refers to it", func() {
+		ws := &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: "leaving"}}
+		config := testConfig()
+		config.Backup.MoverNamespace = moverNamespace
+		r := &WorkspaceReconciler{Client: k8sClient, APIReader: k8sClient, Recorder: events.NewFakeRecorder(10), Config: config, Clock: fakeClock}
+		class := &snapshotv1.VolumeSnapshotClass{
+			ObjectMeta:     objectMeta(ws, "", "ws-leaving-encrypted"),
+			Driver:         "ebs.csi.aws.com",
+			DeletionPolicy: snapshotv1.VolumeSnapshotContentDelete,
+		}
+		Expect(k8sClient.Create(ctx, class)).To(Succeed())
+		content := &snapshotv1.VolumeSnapshotContent{
+			ObjectMeta: metav1.ObjectMeta{Name: "snapcontent-leaving"},
+			Spec: snapshotv1.VolumeSnapshotContentSpec{
+				VolumeSnapshotRef:       corev1.ObjectReference{Namespace: "ws-leaving", Name: "wsb-1"},
+				DeletionPolicy:          snapshotv1.VolumeSnapshotContentDelete,
+				Driver:                  "ebs.csi.aws.com",
+				VolumeSnapshotClassName: ptr.To("ws-leaving-encrypted"),
+				Source:                  snapshotv1.VolumeSnapshotContentSource{SnapshotHandle: ptr.To("snap-1")},
+			},
+		}
+		Expect(k8sClient.Create(ctx, content)).To(Succeed())
+
+		Expect(r.deleteSnapshotClass(ctx, ws)).To(BeFalse(), "a snapshot of the workspace is still being deleted")
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(class), class)).To(Succeed())
+		Expect(condition(ws, tenancyv1alpha1.ConditionReady).Message).To(ContainSubstring("snapcontent-leaving"))
+
+		Expect(k8sClient.Delete(ctx, content)).To(Succeed())
+		Expect(r.deleteSnapshotClass(ctx, ws)).To(BeTrue())
+		Expect(apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(class), class))).To(BeTrue())
+
+		By("leaving a class of the same name that is not the workspace's")
+		foreign := &snapshotv1.VolumeSnapshotClass{ObjectMeta: metav1.ObjectMeta{Name: "ws-leaving-encrypted"}, Driver: "ebs.csi.aws.com", DeletionPolicy: snapshotv1.VolumeSnapshotContentDelete}
+		Expect(k8sClient.Create(ctx, foreign)).To(Succeed())
+		Expect(r.deleteSnapshotClass(ctx, ws)).To(BeTrue())
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(foreign), foreign)).To(Succeed())
 	})
 })

@@ -49,6 +49,7 @@ func (r *WorkspaceReconciler) deletionSteps() []deletionStep {
 		{"CloseBuckets", r.onPurgeRecord(r.closeBuckets)},
 		{"DeleteNamespace", r.deleteNamespace},
 		{"DeleteStorageClass", r.deleteStorageClass},
+		{"DeleteSnapshotClass", r.deleteSnapshotClass},
 		{"HandOverToPurge", r.onPurgeRecord(r.handOverToPurge)},
 	}
 }

@@ -68,8 +68,10 @@ var _ = BeforeSuite(func() {
 
 	certManagerCRDs, err := testenv.CertManagerCRDDir()
 	Expect(err).NotTo(HaveOccurred())
+	snapshotCRDs, err := testenv.SnapshotCRDFiles()
+	Expect(err).NotTo(HaveOccurred())
 	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{testenv.OperatorCRDDir(), certManagerCRDs},
+		CRDDirectoryPaths:     append([]string{testenv.OperatorCRDDir(), certManagerCRDs}, snapshotCRDs...),
 		ErrorIfCRDPathMissing: true,
 	}
 	cfg, err := testEnv.Start()
