@@ -88,6 +88,8 @@ func desiredMoverCronJob(ws *tenancyv1alpha1.Workspace, schedule string, cfg Bac
 								Env: []corev1.EnvVar{
 									{Name: "POD_NAMESPACE", ValueFrom: fromField("metadata.namespace")},
 									{Name: "JOB_NAME", ValueFrom: fromField("metadata.labels['" + batchv1.JobNameLabel + "']")},
+									// The run belongs to the Job, and goes with it from the history.
+									{Name: "JOB_UID", ValueFrom: fromField("metadata.labels['" + batchv1.ControllerUidLabel + "']")},
 								},
 								SecurityContext:          restrictedContainer(),
 								TerminationMessagePolicy: corev1.TerminationMessageReadFile,

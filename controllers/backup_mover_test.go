@@ -61,6 +61,7 @@ func TestDesiredMoverCronJob(t *testing.T) {
 	wantEnv := []corev1.EnvVar{
 		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
 		{Name: "JOB_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['batch.kubernetes.io/job-name']"}}},
+		{Name: "JOB_UID", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['batch.kubernetes.io/controller-uid']"}}},
 	}
 	if diff := cmp.Diff(wantEnv, c.Env); diff != "" {
 		t.Errorf("env (-want +got):\n%s", diff)

@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -297,6 +298,24 @@ var _ = Describe("request-backup", func() {
 
 		Expect(RequestMain(ctx, args, newClient, GinkgoWriter)).To(Succeed(), "a retried pod finds the finished run")
 		Expect(getRun(Default, "wayne-job-1").Status.BackupID).To(Equal(run.Status.BackupID))
+	})
+
+	It("makes the run belong to the Job that asked for it", func() {
+		newTenant("bruce", map[string]string{"cave": "zone-b"})
+		job := &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Name: "bruce-job-1", Namespace: moverNamespace},
+			Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers:    []corev1.Container{{Name: "backup", Image: "workspace-operator:test"}},
+			}}},
+		}
+		Expect(k8sClient.Create(ctx, job)).To(Succeed())
+		args := []string{"--workspace", "bruce", "--namespace", moverNamespace, "--run", job.Name, "--job-uid", string(job.UID), "--poll-interval", "100ms", "--summary-file", ""}
+		Expect(RequestMain(ctx, args, newClient, GinkgoWriter)).To(Succeed())
+		owners := getRun(Default, job.Name).OwnerReferences
+		Expect(owners).To(HaveLen(1))
+		Expect(owners[0].Kind).To(Equal("Job"))
+		Expect(owners[0].UID).To(Equal(job.UID))
 	})
 
 	It("fails unless every volume was backed up", func() {

@@ -12,6 +12,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
@@ -30,14 +31,18 @@ const defaultSummaryFile = "/dev/termination-log"
 // Request asks for a backup run of workspace, named name in namespace, and waits for it to
 // finish. Asking again for a run that exists (a retried Job's pod) waits for that run: the
 // name, the Job's, makes the request idempotent. It fails unless every volume was backed up,
-// so that the Job, and a CronJob's history, shows the run's outcome.
-func Request(ctx context.Context, c client.Client, namespace, workspace, name string, poll time.Duration) (*tenancyv1alpha1.WorkspaceBackup, error) {
+// so that the Job, and a CronJob's history, shows the run's outcome. With jobUID, the run
+// belongs to the Job and goes with it when the CronJob's history limit removes it.
+func Request(ctx context.Context, c client.Client, namespace, workspace, name, jobUID string, poll time.Duration) (*tenancyv1alpha1.WorkspaceBackup, error) {
 	run := &tenancyv1alpha1.WorkspaceBackup{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{
 			tenancyv1alpha1.ManagedByLabel: tenancyv1alpha1.ManagedByValue,
 			tenancyv1alpha1.WorkspaceLabel: workspace,
 		}},
 		Spec: tenancyv1alpha1.WorkspaceBackupSpec{Workspace: workspace},
+	}
+	if jobUID != "" {
+		run.OwnerReferences = []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: name, UID: types.UID(jobUID)}}
 	}
 	if err := c.Create(ctx, run); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("create WorkspaceBackup %s/%s: %w", namespace, name, err)
@@ -82,6 +87,7 @@ func RequestMain(ctx context.Context, args []string, newClient func() (client.Cl
 	workspace := fs.String("workspace", "", "Workspace to back up (required).")
 	namespace := fs.String("namespace", os.Getenv("POD_NAMESPACE"), "Mover namespace, where the WorkspaceBackup is created; default $POD_NAMESPACE.")
 	name := fs.String("run", os.Getenv("JOB_NAME"), "Name of the WorkspaceBackup; default $JOB_NAME, the Job's name, so that a retried pod waits for the same run.")
+	jobUID := fs.String("job-uid", os.Getenv("JOB_UID"), "UID of the Job named --run, which then owns the run; default $JOB_UID. Empty leaves the run unowned.")
 	poll := fs.Duration("poll-interval", 10*time.Second, "How often the run is read while it goes on.")
 	summaryFile := fs.String("summary-file", defaultSummaryFile, "File the JSON summary is written to; the default is skipped when it does not exist, empty disables.")
 	if err := fs.Parse(args); err != nil {
@@ -99,7 +105,7 @@ func RequestMain(ctx context.Context, args []string, newClient func() (client.Cl
 	if err != nil {
 		return err
 	}
-	run, err := Request(ctx, c, *namespace, *workspace, *name, *poll)
+	run, err := Request(ctx, c, *namespace, *workspace, *name, *jobUID, *poll)
 	if run == nil || *summaryFile == "" {
 		return err
 	}
