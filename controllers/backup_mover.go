@@ -122,9 +122,53 @@ func (r *WorkspaceReconciler) reconcileMoverBackups(ctx context.Context, ws *ten
 	if err := r.observeBackupJobs(ctx, ws, r.Config.Backup.MoverNamespace); err != nil {
 		return failed("BackupJobsUnknown", err)
 	}
+	var runs tenancyv1alpha1.WorkspaceBackupList
+	if err := r.List(ctx, &runs, client.InNamespace(r.Config.Backup.MoverNamespace), client.MatchingLabels{tenancyv1alpha1.WorkspaceLabel: ws.Name}); err != nil {
+		return failed("BackupJobsUnknown", fmt.Errorf("list WorkspaceBackups: %w", err))
+	}
+	ws.Status.Backup.Volumes = volumeBackups(ws.Status.Backup.Volumes, runs.Items)
 	s, reason, message := backupHealth(ws.Status.Backup, ws.CreationTimestamp.Time, r.Clock.Now(), r.Config.Backup.StaleAfter)
 	setCondition(ws, tenancyv1alpha1.ConditionBackupsHealthy, s, reason, message)
 	return nil
+}
+
+// volumeBackups are the volumes of the newest finished run, each with its last successful
+// backup: from that run, or kept from before when that run failed for it. A claim the run
+// no longer had is dropped.
+func volumeBackups(previous []tenancyv1alpha1.VolumeLastBackup, runs []tenancyv1alpha1.WorkspaceBackup) []tenancyv1alpha1.VolumeLastBackup {
+	var newest *tenancyv1alpha1.WorkspaceBackup
+	for i := range runs {
+		run := &runs[i]
+		if run.Status.CompletionTime == nil || len(run.Status.Volumes) == 0 {
+			continue
+		}
+		if newest == nil || run.Status.CompletionTime.After(newest.Status.CompletionTime.Time) {
+			newest = run
+		}
+	}
+	if newest == nil {
+		return previous
+	}
+	volumes := make([]tenancyv1alpha1.VolumeLastBackup, 0, len(newest.Status.Volumes))
+	for _, v := range newest.Status.Volumes {
+		entry := tenancyv1alpha1.VolumeLastBackup{Claim: v.Claim}
+		for _, p := range previous {
+			if p.Claim == v.Claim {
+				entry = p
+			}
+		}
+		switch {
+		case v.Phase == tenancyv1alpha1.VolumeBackupSucceeded && v.StartTime != nil && v.CompletionTime != nil:
+			entry = tenancyv1alpha1.VolumeLastBackup{
+				Claim: v.Claim, BackupID: v.BackupID, Time: v.CompletionTime, Bytes: v.Bytes,
+				Duration: &metav1.Duration{Duration: v.CompletionTime.Sub(v.StartTime.Time)},
+			}
+		case v.Phase == tenancyv1alpha1.VolumeBackupFailed:
+			entry.LastFailure = v.Message
+		}
+		volumes = append(volumes, entry)
+	}
+	return volumes
 }
 
 // removeTenantBackupObjects deletes the backup CronJob and ServiceAccount the old path

@@ -110,6 +110,25 @@ var _ = Describe("Backups through the data mover", func() {
 		Expect(r.reconcileMoverBackups(ctx, ws, tenant, "7 2 * * *")).To(Succeed())
 		Expect(ws.Status.Backup.LastJob).To(Equal("backup-migrating-29000001"))
 		Expect(ws.Status.Backup.LastBackupID).To(Equal("20261205T020700Z"))
+		Expect(ws.Status.Backup.Volumes).To(BeEmpty(), "no run has finished")
+
+		By("showing each volume's last backup from the newest finished run")
+		finishedRun := &tenancyv1alpha1.WorkspaceBackup{
+			ObjectMeta: metav1.ObjectMeta{Name: "backup-migrating-29000001", Namespace: moverNamespace, Labels: map[string]string{tenancyv1alpha1.WorkspaceLabel: "migrating"}},
+			Spec:       tenancyv1alpha1.WorkspaceBackupSpec{Workspace: "migrating"},
+		}
+		Expect(k8sClient.Create(ctx, finishedRun)).To(Succeed())
+		started, completed := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second)), metav1.NewTime(time.Now().Truncate(time.Second))
+		finishedRun.Status = tenancyv1alpha1.WorkspaceBackupStatus{
+			Phase: tenancyv1alpha1.BackupRunSucceeded, BackupID: "20261205T020700Z", CompletionTime: &completed,
+			Volumes: []tenancyv1alpha1.VolumeBackupStatus{{Claim: "data", Phase: tenancyv1alpha1.VolumeBackupSucceeded, Step: "Done",
+				BackupID: "20261205T020700Z-data", Bytes: 4096, StartTime: &started, CompletionTime: &completed}},
+		}
+		Expect(k8sClient.Status().Update(ctx, finishedRun)).To(Succeed())
+		Expect(r.reconcileMoverBackups(ctx, ws, tenant, "7 2 * * *")).To(Succeed())
+		Expect(ws.Status.Backup.Volumes).To(Equal([]tenancyv1alpha1.VolumeLastBackup{{
+			Claim: "data", BackupID: "20261205T020700Z-data", Time: &completed, Bytes: 4096, Duration: &metav1.Duration{Duration: time.Minute},
+		}}))
 		Expect(condition(ws, tenancyv1alpha1.ConditionBackupsHealthy).Reason).To(Equal("BackupsCurrent"))
 
 		// Job times are kept to the second: the next run finishes in a later one.
@@ -172,3 +191,49 @@ var _ = Describe("Backups through the data mover", func() {
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(foreign), foreign)).To(Succeed())
 	})
 })
+
+func TestVolumeBackups(t *testing.T) {
+	at := func(h int) *metav1.Time { return &metav1.Time{Time: time.Date(2026, 12, 5, h, 0, 0, 0, time.UTC)} }
+	run := func(name string, completed *metav1.Time, volumes ...tenancyv1alpha1.VolumeBackupStatus) tenancyv1alpha1.WorkspaceBackup {
+		return tenancyv1alpha1.WorkspaceBackup{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status:     tenancyv1alpha1.WorkspaceBackupStatus{CompletionTime: completed, Volumes: volumes},
+		}
+	}
+	ok := func(claim, id string) tenancyv1alpha1.VolumeBackupStatus {
+		return tenancyv1alpha1.VolumeBackupStatus{Claim: claim, Phase: tenancyv1alpha1.VolumeBackupSucceeded, BackupID: id, Bytes: 10, StartTime: at(2), CompletionTime: at(3)}
+	}
+	failedVolume := func(claim, message string) tenancyv1alpha1.VolumeBackupStatus {
+		return tenancyv1alpha1.VolumeBackupStatus{Claim: claim, Phase: tenancyv1alpha1.VolumeBackupFailed, Message: message, StartTime: at(2), CompletionTime: at(3)}
+	}
+	last := func(claim, id string) tenancyv1alpha1.VolumeLastBackup {
+		return tenancyv1alpha1.VolumeLastBackup{Claim: claim, BackupID: id, Time: at(3), Bytes: 10, Duration: &metav1.Duration{Duration: time.Hour}}
+	}
+	previous := []tenancyv1alpha1.VolumeLastBackup{last("db", "old-db"), last("gone", "old-gone")}
+	for _, tc := range []struct {
+		name string
+		runs []tenancyv1alpha1.WorkspaceBackup
+		want []tenancyv1alpha1.VolumeLastBackup
+	}{
+		{name: "no finished run", runs: []tenancyv1alpha1.WorkspaceBackup{run("running", nil, ok("db", "new-db"))}, want: previous},
+		{
+			name: "the newest finished run wins; a claim it no longer had is dropped",
+			runs: []tenancyv1alpha1.WorkspaceBackup{run("newer", at(5), ok("db", "newer-db"), ok("files", "newer-files")), run("older", at(4), ok("db", "older-db"))},
+			want: []tenancyv1alpha1.VolumeLastBackup{last("db", "newer-db"), last("files", "newer-files")},
+		},
+		{
+			name: "a failed volume keeps its last success and says why",
+			runs: []tenancyv1alpha1.WorkspaceBackup{run("newer", at(5), failedVolume("db", "AccessDenied"), failedVolume("new", "no snapshot"))},
+			want: []tenancyv1alpha1.VolumeLastBackup{
+				{Claim: "db", BackupID: "old-db", Time: at(3), Bytes: 10, Duration: &metav1.Duration{Duration: time.Hour}, LastFailure: "AccessDenied"},
+				{Claim: "new", LastFailure: "no snapshot"},
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, volumeBackups(previous, tc.runs)); diff != "" {
+				t.Errorf("volumes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

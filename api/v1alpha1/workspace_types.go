@@ -443,6 +443,35 @@ type BackupStatus struct {
 	// +listType=map
 	// +listMapKey=region
 	Locations []BackupLocationStatus `json:"locations,omitempty"`
+
+	// Volumes are the volumes of the last backup run of the data mover, each with its last
+	// successful backup.
+	// +optional
+	// +listType=map
+	// +listMapKey=claim
+	Volumes []VolumeLastBackup `json:"volumes,omitempty"`
+}
+
+// VolumeLastBackup is one volume's last successful backup by the data mover, and why the
+// last run failed for it if it did.
+type VolumeLastBackup struct {
+	// Claim is the PersistentVolumeClaim.
+	Claim string `json:"claim"`
+	// BackupID of the volume's last successful backup, to restore it from.
+	// +optional
+	BackupID string `json:"backupID,omitempty"`
+	// Time the last successful backup completed.
+	// +optional
+	Time *metav1.Time `json:"time,omitempty"`
+	// Bytes uploaded by it, per location.
+	// +optional
+	Bytes int64 `json:"bytes,omitempty"`
+	// Duration of it, from the snapshot to the end of the upload.
+	// +optional
+	Duration *metav1.Duration `json:"duration,omitempty"`
+	// LastFailure says why the last run failed for this volume, until one succeeds.
+	// +optional
+	LastFailure string `json:"lastFailure,omitempty"`
 }
 
 // BackupLocationStatus is one backup location.
