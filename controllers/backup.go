@@ -76,8 +76,8 @@ func desiredBackupCronJob(ws *tenancyv1alpha1.Workspace, namespace, schedule str
 	for _, l := range locations {
 		args = append(args, "--location", fmt.Sprintf("%s=%s,%s", l.Region, l.Bucket, l.KeyAlias))
 	}
-	if cfg.AWSEndpoint != "" {
-		args = append(args, "--aws-endpoint-url", cfg.AWSEndpoint)
+	if cfg.S3PathStyle {
+		args = append(args, "--aws-s3-path-style")
 	}
 	if ws.Spec.Backup.IncludeFiles && filesBucket != "" {
 		args = append(args, "--include-bucket", filesBucket)
@@ -139,6 +139,7 @@ func desiredBackupCronJob(ws *tenancyv1alpha1.Workspace, namespace, schedule str
 								Image:                    cfg.Image,
 								Command:                  cfg.Command,
 								Args:                     args,
+								Env:                      slices.Clone(cfg.Env),
 								VolumeMounts:             mounts,
 								SecurityContext:          restrictedContainer(),
 								TerminationMessagePolicy: corev1.TerminationMessageReadFile,
