@@ -153,6 +153,45 @@ func TestDesiredRestoreJobReachesAWSLikeTheBackups(t *testing.T) {
 	}
 }
 
+func TestSyncBackupCronJob(t *testing.T) {
+	kms := corev1.EnvVar{Name: "AWS_ENDPOINT_URL_KMS", Value: "https://vpce-0a.kms.eu-west-1.vpce.amazonaws.com"}
+	s3 := corev1.EnvVar{Name: "AWS_ENDPOINT_URL_S3", Value: "https://bucket.vpce-0b.s3.eu-west-1.vpce.amazonaws.com"}
+	cronJob := func(env ...corev1.EnvVar) *batchv1.CronJob {
+		cfg := DefaultConfig().Backup
+		cfg.Env = env
+		locations := []backupLocation{{Region: "eu-west-1", Bucket: "wso-acme-bk-1", KeyAlias: "alias/workspace-operator/acme"}}
+		return desiredBackupCronJob(newTestWorkspace("acme"), "ws-acme", "17 2 * * *", 7, []string{"db"}, locations, "", cfg)
+	}
+	// stored is a CronJob as the API server returns it, with the defaults it fills in.
+	stored := func(env ...corev1.EnvVar) *batchv1.CronJob {
+		cj := cronJob(env...)
+		pod := &cj.Spec.JobTemplate.Spec.Template.Spec
+		pod.DNSPolicy, pod.SchedulerName = corev1.DNSClusterFirst, corev1.DefaultSchedulerName
+		pod.Containers[0].TerminationMessagePath = corev1.TerminationMessagePathDefault
+		pod.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+		return cj
+	}
+	tests := []struct {
+		name          string
+		live, desired *batchv1.CronJob
+		want          *batchv1.CronJob
+	}{
+		{"the API server's defaults are no change", stored(kms, s3), cronJob(kms, s3), stored(kms, s3)},
+		{"a changed endpoint", stored(kms), cronJob(corev1.EnvVar{Name: kms.Name, Value: "https://kms.example"}), cronJob(corev1.EnvVar{Name: kms.Name, Value: "https://kms.example"})},
+		{"an endpoint added", stored(kms), cronJob(kms, s3), cronJob(kms, s3)},
+		{"an endpoint the operator no longer has", stored(kms, s3), cronJob(kms), cronJob(kms)},
+		{"no endpoint any more", stored(kms, s3), cronJob(), cronJob()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			syncBackupCronJob(tt.live, tt.desired)
+			if diff := cmp.Diff(tt.want.Spec, tt.live.Spec); diff != "" {
+				t.Errorf("spec (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestAWSEndpointEnv(t *testing.T) {
 	tests := []struct {
 		name    string
