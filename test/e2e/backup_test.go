@@ -42,6 +42,9 @@ func runAgent(command agentCommand, localDir string, extra ...string) []byte {
 	}
 	cmd := exec.CommandContext(ctx, operatorBinary, mapped...)
 	cmd.Env = append(os.Environ(), awsEnv...)
+	// Should the pod lack an endpoint, the request goes to a dead proxy rather than to AWS:
+	// Go never proxies loopback addresses, where the emulator is.
+	cmd.Env = append(cmd.Env, "HTTP_PROXY=http://127.0.0.1:9", "HTTPS_PROXY=http://127.0.0.1:9", "NO_PROXY=")
 	for _, e := range command.env {
 		cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
 	}
