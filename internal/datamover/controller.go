@@ -38,8 +38,11 @@ type Config struct {
 	// Image and Command run the backup agent: the operator's own binary.
 	Image   string
 	Command []string
-	// AWSEndpoint is passed to the agent when the operator itself uses one.
-	AWSEndpoint string
+	// Env is set on the agent's container: the AWS SDK endpoint settings the operator runs
+	// with, so that the agent resolves the same endpoints.
+	Env []corev1.EnvVar
+	// S3PathStyle has the agent address buckets in the URL path, as the operator does.
+	S3PathStyle bool
 	// Concurrency is how many volumes may be between their snapshot and the end of their
 	// cleanup at once, across every run: each holds a snapshot, a volume and a pod.
 	Concurrency int
@@ -446,7 +449,8 @@ func (r *Reconciler) moverSettings(run *tenancyv1alpha1.WorkspaceBackup) moverSe
 	return moverSettings{
 		Image:          r.Config.Image,
 		Command:        r.Config.Command,
-		AWSEndpoint:    r.Config.AWSEndpoint,
+		Env:            r.Config.Env,
+		S3PathStyle:    r.Config.S3PathStyle,
 		ServiceAccount: moverServiceAccountName(run.Spec.Workspace),
 		Timeout:        int64(r.Config.VolumeTimeout / time.Second),
 	}

@@ -72,7 +72,8 @@ var _ = Describe("A backup run", func() {
 		Expect(zones.Values).To(Equal([]string{"zone-a"}))
 		Expect(pod.Spec.ServiceAccountName).To(Equal("mover-acme"))
 		Expect(*pod.Spec.SecurityContext.RunAsUser).To(BeZero())
-		Expect(pod.Spec.Containers[0].Args).To(ContainElements("--source", "/data/db", "--backup-id", run.Status.BackupID+"-db"))
+		Expect(pod.Spec.Containers[0].Args).To(ContainElements("--source", "/data/db", "--backup-id", run.Status.BackupID+"-db", "--aws-s3-path-style"))
+		Expect(pod.Spec.Containers[0].Env).To(ContainElement(corev1.EnvVar{Name: "AWS_ENDPOINT_URL_S3", Value: "http://127.0.0.1:4566"}), "the operator's endpoints")
 		sa := &corev1.ServiceAccount{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: moverNamespace, Name: "mover-acme"}, sa)).To(Succeed())
 		Expect(sa.Annotations).To(HaveKeyWithValue("eks.amazonaws.com/role-arn", "arn:aws:iam::000000000000:role/mover-acme"))

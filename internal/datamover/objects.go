@@ -8,6 +8,7 @@ package datamover
 import (
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 
 	snapshotv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
@@ -184,7 +185,8 @@ func cloneSize(snapshot *snapshotv1.VolumeSnapshot, source *corev1.PersistentVol
 type moverSettings struct {
 	Image          string
 	Command        []string
-	AWSEndpoint    string
+	Env            []corev1.EnvVar
+	S3PathStyle    bool
 	ServiceAccount string
 	Timeout        int64 // seconds
 }
@@ -204,8 +206,8 @@ func desiredMoverPod(v volumeRef, moverNamespace string, sourcePV *corev1.Persis
 	for _, l := range v.run.Status.Locations {
 		args = append(args, "--location", fmt.Sprintf("%s=%s,%s", l.Region, l.Bucket, l.KeyAlias))
 	}
-	if s.AWSEndpoint != "" {
-		args = append(args, "--aws-endpoint-url", s.AWSEndpoint)
+	if s.S3PathStyle {
+		args = append(args, "--aws-s3-path-style")
 	}
 	args = append(args, "--source", mount)
 
@@ -234,6 +236,7 @@ func desiredMoverPod(v volumeRef, moverNamespace string, sourcePV *corev1.Persis
 				Image:   s.Image,
 				Command: s.Command,
 				Args:    args,
+				Env:     slices.Clone(s.Env),
 				VolumeMounts: []corev1.VolumeMount{{
 					Name: "data", MountPath: mount, ReadOnly: true,
 				}},

@@ -157,7 +157,8 @@ func TestDesiredMoverPod(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		pv           *corev1.PersistentVolume
-		endpoint     string
+		env          []corev1.EnvVar
+		pathStyle    bool
 		wantAffinity *corev1.Affinity
 		wantArgsTail []string
 	}{
@@ -168,16 +169,17 @@ func TestDesiredMoverPod(t *testing.T) {
 			wantArgsTail: []string{"--source", "/data/db"},
 		},
 		{
-			name:         "a volume without topology, through an endpoint",
+			name:         "a volume without topology, through the operator's endpoints",
 			pv:           &corev1.PersistentVolume{},
-			endpoint:     "http://127.0.0.1:4566",
-			wantArgsTail: []string{"--aws-endpoint-url", "http://127.0.0.1:4566", "--source", "/data/db"},
+			env:          []corev1.EnvVar{{Name: "AWS_ENDPOINT_URL_S3", Value: "http://127.0.0.1:4566"}},
+			pathStyle:    true,
+			wantArgsTail: []string{"--aws-s3-path-style", "--source", "/data/db"},
 		},
 		{name: "no volume bound", wantArgsTail: []string{"--source", "/data/db"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := settings
-			s.AWSEndpoint = tc.endpoint
+			s.Env, s.S3PathStyle = tc.env, tc.pathStyle
 			pod := desiredMoverPod(v, "mover", tc.pv, s)
 			if diff := cmp.Diff(tc.wantAffinity, pod.Spec.Affinity); diff != "" {
 				t.Errorf("affinity (-want +got):\n%s", diff)
@@ -191,6 +193,9 @@ func TestDesiredMoverPod(t *testing.T) {
 			c := pod.Spec.Containers[0]
 			if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
 				t.Errorf("args (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.env, c.Env); diff != "" {
+				t.Errorf("env (-want +got):\n%s", diff)
 			}
 			// Root with only the capability to read any file; the clone is mounted read-only.
 			if *pod.Spec.SecurityContext.RunAsUser != 0 || *c.SecurityContext.AllowPrivilegeEscalation ||

@@ -106,7 +106,8 @@ func testConfig() Config {
 	cfg.Namespace = moverNamespace
 	cfg.Image = "workspace-operator:test"
 	cfg.Command = []string{"/manager"}
-	cfg.AWSEndpoint = "http://127.0.0.1:4566"
+	cfg.Env = []corev1.EnvVar{{Name: "AWS_ENDPOINT_URL_S3", Value: "http://127.0.0.1:4566"}}
+	cfg.S3PathStyle = true
 	cfg.Concurrency = concurrency
 	cfg.VolumeTimeout = volumeTimeout
 	cfg.SlotRetry = 200 * time.Millisecond

@@ -104,11 +104,13 @@ var _ = BeforeSuite(func(setup SpecContext) {
 	operatorOptions = localstack.OperatorOptions{
 		Binary: operatorBinary,
 		Args: []string{
-			"--zap-devel", "--aws-region=" + awsRegion, "--aws-endpoint-url=" + emulator.URL(),
+			"--zap-devel", "--aws-region=" + awsRegion,
 			"--aws-replica-region=" + replicaRegion, "--replication-role-arn=arn:aws:iam::000000000000:role/replication",
 		},
-		Env: emulator.ClientEnv(),
+		Env: append(emulator.ClientEnv(), emulator.EndpointEnv()...),
 	}
+	// Credentials only: the agent the specs run must find the emulator through the
+	// endpoint settings the operator put on its pods.
 	awsEnv = emulator.ClientEnv()
 	operator, err = stack.StartOperator(setup, operatorOptions)
 	Expect(err).NotTo(HaveOccurred())
