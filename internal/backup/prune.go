@@ -19,9 +19,12 @@ const maxDeleteBatch = 1000
 // inventory:
 //
 //   - a complete backup once its age, from the manifest's creation time,
-//     reaches retention, except the newest complete backup, which is kept
-//     whatever its age so that a location never loses its last good
-//     backup to the calendar (say, after a week of failed runs);
+//     reaches retention, except the newest complete backup, and the newest
+//     complete backup of each source, which are kept whatever their age so
+//     that a location never loses its last good copy of anything to the
+//     calendar (say, after a week of failed runs). Per source matters with
+//     the data mover, whose backups each hold one volume: the newest backup
+//     overall would protect one volume only;
 //   - an incomplete backup (no valid manifest) once a day has passed since
 //     its last object was written, which leaves a backup still being
 //     written alone.
@@ -29,14 +32,23 @@ const maxDeleteBatch = 1000
 // keep, the backup just taken, is never picked.
 func expired(entries []*backupEntry, now time.Time, retention time.Duration, keep string) []*backupEntry {
 	complete := completeBackups(entries)
-	newest := ""
+	newest := map[string]bool{}
+	newestOf := map[string]string{}
+	for _, m := range complete { // oldest first
+		for _, src := range m.Sources {
+			newestOf[src.Name] = m.BackupID
+		}
+	}
+	for _, id := range newestOf {
+		newest[id] = true
+	}
 	if len(complete) > 0 {
-		newest = complete[len(complete)-1].BackupID
+		newest[complete[len(complete)-1].BackupID] = true
 	}
 	var out []*backupEntry
 	for _, e := range entries {
 		switch {
-		case e.ID == keep || e.ID == newest:
+		case e.ID == keep || newest[e.ID]:
 		case e.complete():
 			if !now.Before(e.Manifest.Created.Add(retention)) {
 				out = append(out, e)

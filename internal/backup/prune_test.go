@@ -87,6 +87,36 @@ func TestRetentionNeverDeletesTheNewest(t *testing.T) {
 	}
 }
 
+// TestRetentionKeepsTheNewestOfEachSource: with one backup per volume (the
+// data mover), the newest backup of a volume whose later backups failed is
+// kept, not only the newest backup of any volume; an older backup of a source
+// with a newer one goes as usual, and an old backup of every volume (before
+// the data mover) goes once each volume has a newer one.
+func TestRetentionKeepsTheNewestOfEachSource(t *testing.T) {
+	now := epoch.Add(30 * day)
+	complete := func(id string, age time.Duration, sources ...string) *backupEntry {
+		m := &Manifest{BackupID: id, Created: now.Add(-age)}
+		for _, s := range sources {
+			m.Sources = append(m.Sources, SourceStats{Name: s})
+		}
+		return &backupEntry{ID: id, Manifest: m, LastModified: now.Add(-age)}
+	}
+	entries := []*backupEntry{
+		complete("all-volumes", 25*day, "db", "files"),
+		complete("db-old", 20*day, "db"),
+		complete("db-new", 10*day, "db"),
+		complete("files-1", 9*day, "files"),
+		complete("files-2", 8*day, "files"),
+	}
+	var got []string
+	for _, e := range expired(entries, now, 7*day, "") {
+		got = append(got, e.ID)
+	}
+	if want := []string{"all-volumes", "db-old", "files-1"}; !slices.Equal(got, want) {
+		t.Errorf("expired = %q, want %q: db-new is db's newest backup, files-2 the newest of files and overall", got, want)
+	}
+}
+
 // TestRetentionAfterAWeekOfFailures: while backups fail, nothing is
 // pruned, so the last good backup outlives its retention; the first
 // successful backup afterwards retires it.
