@@ -114,6 +114,13 @@ type WorkspaceBackupStatus struct {
 	StartTime *metav1.Time `json:"startTime,omitempty"`
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// FilesBucket is the workspace's file bucket, backed up with the volumes when its
+	// spec.backup.includeFiles is set.
+	// +optional
+	FilesBucket string `json:"filesBucket,omitempty"`
+	// Files is the backup of FilesBucket (its claim is empty).
+	// +optional
+	Files *VolumeBackupStatus `json:"files,omitempty"`
 	// Volumes are the run's volumes, one per claim the namespace had when it started.
 	// +optional
 	// +listType=map

@@ -630,6 +630,11 @@ func (in *WorkspaceBackupStatus) DeepCopyInto(out *WorkspaceBackupStatus) {
 		in, out := &in.CompletionTime, &out.CompletionTime
 		*out = (*in).DeepCopy()
 	}
+	if in.Files != nil {
+		in, out := &in.Files, &out.Files
+		*out = new(VolumeBackupStatus)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.Volumes != nil {
 		in, out := &in.Volumes, &out.Volumes
 		*out = make([]VolumeBackupStatus, len(*in))

@@ -170,6 +170,9 @@ func (r *Reconciler) resolve(ctx context.Context, run *tenancyv1alpha1.Workspace
 			inputs.Volumes = append(inputs.Volumes, tenancyv1alpha1.VolumeBackupStatus{Claim: claim.Name, Phase: tenancyv1alpha1.VolumeBackupPending})
 		}
 	}
+	if inputs.FilesBucket != "" {
+		inputs.Files = &tenancyv1alpha1.VolumeBackupStatus{Phase: tenancyv1alpha1.VolumeBackupPending}
+	}
 	slices.SortFunc(inputs.Volumes, func(a, b tenancyv1alpha1.VolumeBackupStatus) int { return strings.Compare(a.Claim, b.Claim) })
 	inputs.Conditions = run.Status.Conditions
 	run.Status = inputs
@@ -189,6 +192,12 @@ func runInputs(ws *tenancyv1alpha1.Workspace) (tenancyv1alpha1.WorkspaceBackupSt
 		return in, "its encrypted StorageClass is not created yet"
 	case ws.Status.Backup == nil || len(ws.Status.Backup.Locations) == 0:
 		return in, "its backup buckets are not created yet"
+	}
+	if ws.Spec.Backup.IncludeFiles {
+		if ws.Status.Storage == nil || len(ws.Status.Storage.Buckets) == 0 {
+			return in, "its file bucket, which spec.backup.includeFiles backs up, is not created yet"
+		}
+		in.FilesBucket = ws.Status.Storage.Buckets[0].Name
 	}
 	in.Namespace = ws.Status.Namespace
 	in.StorageClassName = ws.Status.Encryption.StorageClassName
@@ -246,6 +255,20 @@ func (r *Reconciler) advance(ctx context.Context, run *tenancyv1alpha1.Workspace
 			requeue = wait
 		}
 	}
+	// The file bucket holds no snapshot, volume or slot: only a pod that reads S3.
+	if files := run.Status.Files; files != nil {
+		if files.Phase == tenancyv1alpha1.VolumeBackupPending {
+			files.Phase = tenancyv1alpha1.VolumeBackupRunning
+			files.StartTime = &metav1.Time{Time: now}
+		}
+		wait, err := r.advanceVolume(ctx, newVolumeRef(run, ""), files, now)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("file bucket: %w", err))
+		}
+		if wait > 0 && (requeue == 0 || wait < requeue) {
+			requeue = wait
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -268,7 +291,7 @@ func (r *Reconciler) advanceVolume(ctx context.Context, v volumeRef, status *ten
 		}
 		return 0, err
 	}
-	for _, s := range r.backupSteps() {
+	for _, s := range r.stepsFor(v) {
 		res, err := s.run(ctx, v, status)
 		if err != nil {
 			return 0, err
@@ -292,6 +315,14 @@ func (r *Reconciler) advanceVolume(ctx context.Context, v volumeRef, status *ten
 	return 0, nil
 }
 
+// stepsFor are a volume's steps; the file bucket has only a mover.
+func (r *Reconciler) stepsFor(v volumeRef) []step {
+	if v.claim == "" {
+		return []step{{StepMove, r.move}}
+	}
+	return r.backupSteps()
+}
+
 func (r *Reconciler) finishVolume(v volumeRef, status *tenancyv1alpha1.VolumeBackupStatus, phase tenancyv1alpha1.VolumeBackupPhase, message string, now time.Time) {
 	status.Phase, status.Message, status.Step = phase, message, StepCleanup
 	status.CompletionTime = &metav1.Time{Time: now}
@@ -310,14 +341,22 @@ func (r *Reconciler) finishVolume(v volumeRef, status *tenancyv1alpha1.VolumeBac
 // finishIfDone ends the run once every volume is cleaned up.
 func (r *Reconciler) finishIfDone(run *tenancyv1alpha1.WorkspaceBackup) {
 	var succeeded, failedClaims []string
-	for _, v := range run.Status.Volumes {
+	volumes := run.Status.Volumes
+	if run.Status.Files != nil {
+		volumes = append(slices.Clone(volumes), *run.Status.Files)
+	}
+	for _, v := range volumes {
 		if v.Step != StepDone {
 			return
 		}
+		name := v.Claim
+		if name == "" {
+			name = "the file bucket"
+		}
 		if v.Phase == tenancyv1alpha1.VolumeBackupSucceeded {
-			succeeded = append(succeeded, v.Claim)
+			succeeded = append(succeeded, name)
 		} else {
-			failedClaims = append(failedClaims, v.Claim)
+			failedClaims = append(failedClaims, name)
 		}
 	}
 	run.Status.CompletionTime = &metav1.Time{Time: r.Clock.Now()}
@@ -367,8 +406,15 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, run *tenancyv1alpha1.W
 		return ctrl.Result{}, nil
 	}
 	allGone := true
-	for i := range run.Status.Volumes {
-		gone, err := r.cleanup(ctx, newVolumeRef(run, run.Status.Volumes[i].Claim))
+	claims := make([]string, 0, len(run.Status.Volumes)+1)
+	for _, v := range run.Status.Volumes {
+		claims = append(claims, v.Claim)
+	}
+	if run.Status.Files != nil {
+		claims = append(claims, "")
+	}
+	for _, claim := range claims {
+		gone, err := r.cleanup(ctx, newVolumeRef(run, claim))
 		if err != nil {
 			return ctrl.Result{}, err
 		}

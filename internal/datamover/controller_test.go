@@ -262,6 +262,36 @@ var _ = Describe("A backup run", func() {
 		}, timeout, interval).Should(Succeed())
 	})
 
+	It("backs up the file bucket with the volumes when the workspace asks for it", func() {
+		cluster.set("", podOutcome{hold: true}) // the file bucket's mover has no claim
+		newTenant("files", map[string]string{"data": "zone-a"})
+		ws := &tenancyv1alpha1.Workspace{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: "files"}, ws)).To(Succeed())
+		ws.Spec.Backup.IncludeFiles = true
+		Expect(k8sClient.Update(ctx, ws)).To(Succeed())
+		ws.Status.Storage = &tenancyv1alpha1.StorageStatus{Buckets: []tenancyv1alpha1.BucketStatus{{Region: "eu-west-1", Name: "wso-files-files"}}}
+		Expect(k8sClient.Status().Update(ctx, ws)).To(Succeed())
+		newRun("files-1", "files")
+
+		var pod corev1.Pod
+		Eventually(func(g Gomega) {
+			files := newVolumeRef(getRun(g, "files-1"), "")
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: moverNamespace, Name: files.name}, &pod)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+		Expect(pod.Spec.Containers[0].Args).To(ContainElements("--include-bucket", "wso-files-files"))
+		Expect(pod.Spec.Volumes).To(BeEmpty())
+
+		cluster.set("", podOutcome{})
+		Eventually(func(g Gomega) {
+			run := getRun(g, "files-1")
+			g.Expect(run.Status.Phase).To(Equal(tenancyv1alpha1.BackupRunSucceeded), "%+v", run.Status)
+			g.Expect(run.Status.Files.Phase).To(Equal(tenancyv1alpha1.VolumeBackupSucceeded))
+			g.Expect(run.Status.Files.BackupID).To(Equal(run.Status.BackupID + "_files"))
+			g.Expect(volumeStatus(run, "data").Phase).To(Equal(tenancyv1alpha1.VolumeBackupSucceeded))
+		}, timeout, interval).Should(Succeed())
+		Expect(runObjects(Default, "files-1")).To(BeEmpty())
+	})
+
 	It("fails at once for a workspace that does not exist", func() {
 		newRun("nobody-1", "nobody")
 		Eventually(func(g Gomega) {

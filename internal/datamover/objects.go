@@ -80,6 +80,10 @@ func (v volumeRef) ownedByRun() []metav1.OwnerReference {
 // that a volume's backups sort by time and the volumes of one run group together. A claim
 // too long for the agent's 64 characters is cut and made unique with the name's hash.
 func (v volumeRef) backupID() string {
+	if v.claim == "" {
+		// '_' is in no claim's name: the file bucket's ID never takes a volume's.
+		return v.run.Status.BackupID + "_files"
+	}
 	id := v.run.Status.BackupID + "-" + v.claim
 	if len(id) <= maxBackupIDLength {
 		return id
@@ -209,7 +213,11 @@ func desiredMoverPod(v volumeRef, moverNamespace string, sourcePV *corev1.Persis
 	if s.S3PathStyle {
 		args = append(args, "--aws-s3-path-style")
 	}
-	args = append(args, "--source", mount)
+	if v.claim == "" {
+		args = append(args, "--include-bucket", v.run.Status.FilesBucket)
+	} else {
+		args = append(args, "--source", mount)
+	}
 
 	var affinity *corev1.Affinity
 	if sourcePV != nil && sourcePV.Spec.NodeAffinity != nil && sourcePV.Spec.NodeAffinity.Required != nil {
@@ -217,7 +225,7 @@ func desiredMoverPod(v volumeRef, moverNamespace string, sourcePV *corev1.Persis
 			RequiredDuringSchedulingIgnoredDuringExecution: sourcePV.Spec.NodeAffinity.Required.DeepCopy(),
 		}}
 	}
-	return &corev1.Pod{
+	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: v.name, Namespace: moverNamespace, Labels: v.labels(), OwnerReferences: v.ownedByRun()},
 		Spec: corev1.PodSpec{
 			ServiceAccountName:            s.ServiceAccount,
@@ -258,6 +266,12 @@ func desiredMoverPod(v volumeRef, moverNamespace string, sourcePV *corev1.Persis
 			}},
 		},
 	}
+	if v.claim == "" {
+		// The file bucket's mover reads S3 only: no volume, no capability.
+		c := &pod.Spec.Containers[0]
+		c.VolumeMounts, c.SecurityContext.Capabilities.Add, pod.Spec.Volumes = nil, nil, nil
+	}
+	return pod
 }
 
 // moverServiceAccountName is the identity of a workspace's movers in the mover namespace.

@@ -64,6 +64,7 @@ func TestBackupID(t *testing.T) {
 	}{
 		{"db", "20261205T020000Z-db"},
 		{strings.Repeat("c", 47), "20261205T020000Z-" + strings.Repeat("c", 47)},
+		{"", "20261205T020000Z_files"}, // the file bucket
 	} {
 		if got := newVolumeRef(run, tc.claim).backupID(); got != tc.want {
 			t.Errorf("backupID(%q) = %q, want %q", tc.claim, got, tc.want)
@@ -212,6 +213,26 @@ func TestDesiredMoverPod(t *testing.T) {
 	}
 }
 
+func TestDesiredFilesMoverPod(t *testing.T) {
+	run := testRun()
+	run.Status.FilesBucket = "wso-acme-files"
+	pod := desiredMoverPod(newVolumeRef(run, ""), "mover", nil, moverSettings{Image: "operator:1", Command: []string{"/manager"}, ServiceAccount: "mover-acme", Timeout: 3600})
+	c := pod.Spec.Containers[0]
+	want := []string{
+		"backup", "--workspace", "acme", "--backup-id", "20261205T020000Z_files", "--retention-days", "7",
+		"--summary-file", "/dev/termination-log", "--log-format", "json",
+		"--location", "eu-west-1=wso-acme-backup-eu-west-1,alias/ws-acme",
+		"--location", "eu-central-1=wso-acme-backup-eu-central-1,alias/ws-acme",
+		"--include-bucket", "wso-acme-files",
+	}
+	if diff := cmp.Diff(want, c.Args); diff != "" {
+		t.Errorf("args (-want +got):\n%s", diff)
+	}
+	if len(pod.Spec.Volumes) != 0 || len(c.VolumeMounts) != 0 || len(c.SecurityContext.Capabilities.Add) != 0 || pod.Spec.Affinity != nil {
+		t.Errorf("the file bucket's mover has a volume, a capability or an affinity: %+v", pod.Spec)
+	}
+}
+
 func TestSnapshotReady(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
@@ -270,6 +291,7 @@ func TestRunInputs(t *testing.T) {
 		{"no class", func(ws *tenancyv1alpha1.Workspace) { ws.Status.Encryption = nil }, "its encrypted StorageClass is not created yet"},
 		{"no buckets", func(ws *tenancyv1alpha1.Workspace) { ws.Status.Backup.Locations = nil }, "its backup buckets are not created yet"},
 		{"key being created", func(ws *tenancyv1alpha1.Workspace) { ws.Status.Encryption.Keys[1].ARN = "" }, "its key in eu-central-1 is not created yet"},
+		{"files asked, no bucket yet", func(ws *tenancyv1alpha1.Workspace) { ws.Spec.Backup.IncludeFiles = true }, "its file bucket, which spec.backup.includeFiles backs up, is not created yet"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ws := ready()

@@ -195,6 +195,9 @@ func (r *Reconciler) move(ctx context.Context, v volumeRef, status *tenancyv1alp
 // sourceVolume is the PersistentVolume behind the claim, whose node affinity (its zone)
 // the mover pod inherits; nil when the claim has none bound.
 func (r *Reconciler) sourceVolume(ctx context.Context, v volumeRef) (*corev1.PersistentVolume, error) {
+	if v.claim == "" {
+		return nil, nil // the file bucket
+	}
 	claim := &corev1.PersistentVolumeClaim{}
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: v.run.Status.Namespace, Name: v.claim}, claim); err != nil {
 		return nil, client.IgnoreNotFound(err)
