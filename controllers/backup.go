@@ -283,6 +283,9 @@ func (r *WorkspaceReconciler) reconcileBackups(ctx context.Context, ws *tenancyv
 	if err != nil {
 		return failed("BackupScheduleFailed", fmt.Errorf("apply CronJob %s: %w", objectRef(cronJob), err))
 	}
+	if err := r.startRequestedBackup(ctx, ws, cronJob); err != nil {
+		return failed("BackupRequestFailed", err)
+	}
 
 	if err := r.observeBackupJobs(ctx, ws, namespace); err != nil {
 		return failed("BackupJobsUnknown", err)

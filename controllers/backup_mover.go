@@ -116,6 +116,9 @@ func (r *WorkspaceReconciler) reconcileMoverBackups(ctx context.Context, ws *ten
 	if err != nil {
 		return failed("BackupScheduleFailed", fmt.Errorf("apply CronJob %s: %w", objectRef(cronJob), err))
 	}
+	if err := r.startRequestedBackup(ctx, ws, cronJob); err != nil {
+		return failed("BackupRequestFailed", err)
+	}
 	if err := r.removeTenantBackupObjects(ctx, ws, namespace); err != nil {
 		return failed("BackupMigrationFailed", err)
 	}
@@ -130,6 +133,44 @@ func (r *WorkspaceReconciler) reconcileMoverBackups(ctx context.Context, ws *ten
 	s, reason, message := backupHealth(ws.Status.Backup, ws.CreationTimestamp.Time, r.Clock.Now(), r.Config.Backup.StaleAfter)
 	setCondition(ws, tenancyv1alpha1.ConditionBackupsHealthy, s, reason, message)
 	return nil
+}
+
+// startRequestedBackup starts a backup Job from the CronJob's template for a new
+// spec.backup.requestedAt, as `kubectl create job --from=cronjob/...` does. The Job's name
+// comes from the request, so a request whose status write was lost finds its Job rather
+// than starting a second one.
+func (r *WorkspaceReconciler) startRequestedBackup(ctx context.Context, ws *tenancyv1alpha1.Workspace, cronJob *batchv1.CronJob) error {
+	requested := ws.Spec.Backup.RequestedAt
+	if requested == "" || requested == ws.Status.Backup.LastHandledRequest {
+		return nil
+	}
+	job := requestedBackupJob(cronJob, requested)
+	if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create backup Job %s for spec.backup.requestedAt %q: %w", objectRef(job), requested, err)
+	}
+	ws.Status.Backup.LastHandledRequest = requested
+	r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "BackupRequested", "Backup",
+		"started backup Job %s for spec.backup.requestedAt %q", objectRef(job), requested)
+	return nil
+}
+
+// requestedBackupJob is the Job a backup request starts: the CronJob's template, named
+// after the CronJob (cut so that the name fits a label value) and a hash of both.
+func requestedBackupJob(cronJob *batchv1.CronJob, requested string) *batchv1.Job {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(cronJob.Name + "/" + requested))
+	suffix := "-req-" + strconv.FormatUint(uint64(h.Sum32()), 36)
+	base := cronJob.Name[:min(len(cronJob.Name), 63-len(suffix))]
+	template := cronJob.Spec.JobTemplate.DeepCopy()
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        base + suffix,
+			Namespace:   cronJob.Namespace,
+			Labels:      template.Labels,
+			Annotations: map[string]string{"cronjob.kubernetes.io/instantiate": "manual"},
+		},
+		Spec: template.Spec,
+	}
 }
 
 // volumeBackups are the volumes of the newest finished run, each with its last successful

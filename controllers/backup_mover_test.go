@@ -37,6 +37,23 @@ func TestMoverCronJobName(t *testing.T) {
 	}
 }
 
+func TestRequestedBackupJob(t *testing.T) {
+	ws := &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: strings.Repeat("a", 60)}}
+	cfg := DefaultConfig().Backup
+	cfg.MoverNamespace = "movers"
+	cronJob := desiredMoverCronJob(ws, "7 2 * * *", cfg)
+	first := requestedBackupJob(cronJob, "2026-12-05T10:00:00Z")
+	again := requestedBackupJob(cronJob, "2026-12-05T10:00:00Z")
+	other := requestedBackupJob(cronJob, "2026-12-05T11:00:00Z")
+	if len(first.Name) > 63 || first.Name != again.Name || first.Name == other.Name {
+		t.Errorf("Job names %q, %q, %q: want at most 63 characters, one per request", first.Name, again.Name, other.Name)
+	}
+	if diff := cmp.Diff(cronJob.Spec.JobTemplate.Spec, first.Spec); diff != "" || first.Namespace != "movers" ||
+		first.Labels[tenancyv1alpha1.WorkspaceLabel] != ws.Name {
+		t.Errorf("the Job is not the CronJob's template (-want +got):\n%s", diff)
+	}
+}
+
 func TestDesiredMoverCronJob(t *testing.T) {
 	ws := &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: "acme"}}
 	cfg := DefaultConfig().Backup
@@ -136,6 +153,22 @@ var _ = Describe("Backups through the data mover", func() {
 		finishJobOf(client.ObjectKeyFromObject(cronJob), "backup-migrating-29000002", false, `{"backupID": "20261206T020700Z", "phase": "PartiallyFailed"}`)
 		Expect(r.reconcileMoverBackups(ctx, ws, tenant, "7 2 * * *")).To(Succeed())
 		Expect(condition(ws, tenancyv1alpha1.ConditionBackupsHealthy).Reason).To(Equal("BackupFailed"))
+
+		By("starting a backup for each new spec.backup.requestedAt, once")
+		ws.Spec.Backup.RequestedAt = "2026-12-06T09:30:00Z"
+		for range 2 {
+			Expect(r.reconcileMoverBackups(ctx, ws, tenant, "7 2 * * *")).To(Succeed())
+		}
+		Expect(ws.Status.Backup.LastHandledRequest).To(Equal("2026-12-06T09:30:00Z"))
+		var jobs batchv1.JobList
+		Expect(k8sClient.List(ctx, &jobs, client.InNamespace(moverNamespace), client.MatchingLabels{tenancyv1alpha1.WorkspaceLabel: "migrating"})).To(Succeed())
+		var requested []string
+		for _, j := range jobs.Items {
+			if j.Annotations["cronjob.kubernetes.io/instantiate"] == "manual" {
+				requested = append(requested, j.Name)
+			}
+		}
+		Expect(requested).To(ConsistOf(requestedBackupJob(cronJob, "2026-12-06T09:30:00Z").Name))
 
 		By("stopping them when the workspace is deleted")
 		running := &batchv1.Job{
@@ -237,3 +270,23 @@ func TestVolumeBackups(t *testing.T) {
 		})
 	}
 }
+
+var _ = Describe("A requested backup", func() {
+	It("starts a Job from the workspace's backup CronJob once per spec.backup.requestedAt", func() {
+		ws := newWorkspace("on-demand")
+		Expect(k8sClient.Create(ctx, ws)).To(Succeed())
+		DeferCleanup(deleteWorkspace, ws.Name)
+		ws = expectReady(ws.Name)
+
+		ws.Spec.Backup.RequestedAt = "2026-12-05T13:00:00Z"
+		Expect(k8sClient.Update(ctx, ws)).To(Succeed())
+		cronJob := &batchv1.CronJob{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-on-demand", Name: backupCronJobName}, cronJob)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(getWorkspace(g, ws.Name).Status.Backup.LastHandledRequest).To(Equal("2026-12-05T13:00:00Z"))
+			job := &batchv1.Job{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-on-demand", Name: requestedBackupJob(cronJob, "2026-12-05T13:00:00Z").Name}, job)).To(Succeed())
+			g.Expect(job.Spec.Template.Spec.Containers[0].Args).To(Equal(cronJob.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args))
+		}, timeout, interval).Should(Succeed())
+	})
+})

@@ -136,6 +136,12 @@ type BackupSpec struct {
 	// dump a database into /data/hook, which is backed up too.
 	// +optional
 	PreBackupHook *BackupHook `json:"preBackupHook,omitempty"`
+
+	// RequestedAt asks for a backup now, besides the schedule: any new value (a time, by
+	// convention) starts one, once. status.backup.lastHandledRequest says it was handled.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	RequestedAt string `json:"requestedAt,omitempty"`
 }
 
 // BackupHook is a container run before a backup.
@@ -437,6 +443,10 @@ type BackupStatus struct {
 	// LastFailure explains the most recent failed backup, until one succeeds.
 	// +optional
 	LastFailure string `json:"lastFailure,omitempty"`
+
+	// LastHandledRequest is the spec.backup.requestedAt for which a backup Job was started.
+	// +optional
+	LastHandledRequest string `json:"lastHandledRequest,omitempty"`
 
 	// Locations are the backup buckets and what each held after the last backup.
 	// +optional
