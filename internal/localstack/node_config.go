@@ -12,7 +12,9 @@ type nodePaths struct {
 	run, data string
 }
 
-func (p nodePaths) containerdSocket() string { return filepath.Join(p.run, "containerd", "containerd.sock") }
+func (p nodePaths) containerdSocket() string {
+	return filepath.Join(p.run, "containerd", "containerd.sock")
+}
 func (p nodePaths) containerdConfig() string { return filepath.Join(p.run, "containerd.toml") }
 func (p nodePaths) cniConfDir() string       { return filepath.Join(p.run, "cni", "net.d") }
 func (p nodePaths) kubeletRoot() string      { return filepath.Join(p.data, "kubelet") }

@@ -55,6 +55,13 @@ func prepareHost(logf func(string, ...any)) error {
 	if out, err := exec.Command("ip", "address", "add", NodeIP+"/32", "dev", "lo").CombinedOutput(); err != nil {
 		return fmt.Errorf("add the node address %s to lo: %w: %s", NodeIP, err, out)
 	}
+	// The kubelet refuses a cgroup root that does not exist; it creates the pods' cgroups
+	// below it.
+	for _, h := range cgroupHierarchies() {
+		if err := os.Mkdir(filepath.Join(h, nodeCgroupParent), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create the node's cgroup: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -271,7 +278,7 @@ func unescapeMountPath(s string) string {
 // removeChains removes the node's chains, and every rule that jumps to them or matches their
 // ipsets, from each table, leaving the host's own rules as they were.
 func removeChains(family string) error {
-	saved, err := exec.Command(family+"-save").Output()
+	saved, err := exec.Command(family + "-save").Output()
 	if err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
 			return nil
