@@ -24,6 +24,10 @@ CHART_KUBE_VERSION ?= 1.37.1
 
 # Control-plane binaries for envtest, the e2e suite and make dev.
 ASSETS = $(shell hack/controlplane.sh)
+# The local stack's node: containerd, kubelet and the rest (hack/node.sh), plus runc, the CNI
+# plugins and iptables from the distribution. WORKSPACE_OPERATOR_NODE=off runs the stack
+# without a node, on machines that cannot run one; the specs that need pods then skip.
+NODE_ASSETS = $(if $(filter off,$(WORKSPACE_OPERATOR_NODE)),,$(shell hack/node-packages.sh && hack/node.sh))
 
 GO_TEST_FLAGS ?=
 
@@ -66,11 +70,15 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 controlplane: ## Build (once, cached by version) etcd, kube-apiserver, kube-controller-manager and kubectl.
 	@hack/controlplane.sh
 
+.PHONY: node
+node: ## Build (once, cached by version) the local node: containerd, kubelet, kube-proxy, kube-router, CoreDNS, CSI sidecars.
+	@hack/node-packages.sh && hack/node.sh
+
 ##@ Test
 
 .PHONY: test
 test: verify-generated vet $(HELM) $(KUBE_SCORE) ## Run every test: unit, envtest, chart and end-to-end suites.
-	KUBEBUILDER_ASSETS="$(ASSETS)" HELM="$(HELM)" KUBE_SCORE="$(KUBE_SCORE)" go test $(GO_TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS="$(ASSETS)" WORKSPACE_OPERATOR_NODE_ASSETS="$(NODE_ASSETS)" HELM="$(HELM)" KUBE_SCORE="$(KUBE_SCORE)" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no control plane.
@@ -78,7 +86,7 @@ test-unit: ## Run the tests that need no control plane.
 
 .PHONY: test-e2e
 test-e2e: ## Run only the end-to-end suite.
-	KUBEBUILDER_ASSETS="$(ASSETS)" go test $(GO_TEST_FLAGS) ./test/e2e/... -v -ginkgo.v
+	KUBEBUILDER_ASSETS="$(ASSETS)" WORKSPACE_OPERATOR_NODE_ASSETS="$(NODE_ASSETS)" go test $(GO_TEST_FLAGS) ./test/e2e/... -v -ginkgo.v
 
 .PHONY: chart-test
 chart-test: $(HELM) $(KUBE_SCORE) ## Run the Helm chart, RBAC allow-list and GitOps health tests.

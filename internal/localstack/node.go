@@ -54,6 +54,8 @@ func NodeFromEnvironment() (*NodeOptions, string) {
 type node struct {
 	assets string
 	paths  nodePaths
+	// lock is held from before the host is prepared until it is cleaned up.
+	lock *os.File
 }
 
 // nodeAssetsDir is dir, or $WORKSPACE_OPERATOR_NODE_ASSETS, once it is known to hold every
@@ -355,6 +357,9 @@ func (s *Stack) startKubeRouter(ctx context.Context) error {
 		Path: s.nodeBinary("kube-router"),
 		Args: kubeRouterArgs(kubeconfig, health),
 		Env:  []string{hostPathEnv(os.Getenv("PATH"), "/usr/sbin", "/sbin")},
+		// SIGTERM reaches the iptables commands kube-router runs too (the stack signals a
+		// child's whole process group), and kube-router exits 255 when one of them dies.
+		StopExitCode: 255,
 	})
 	if err != nil {
 		return err

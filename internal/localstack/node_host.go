@@ -3,6 +3,7 @@ package localstack
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,6 +28,40 @@ var ownIPSet = regexp.MustCompile(`(?i)^(inet6:)?(kube-router|KUBE-)`)
 // ipForwardFile remembers net.ipv4.ip_forward as it was before the first node started, so
 // that cleanup puts it back even after a crash.
 var ipForwardFile = filepath.Join(nodeRunDir, "ip_forward.orig")
+
+// nodeLockFile serialises stacks with a node on one host: they share the node address,
+// the bridge and the state directories. It lives outside them so that cleanup keeps it.
+const nodeLockFile = "/run/workspace-operator-localstack.lock"
+
+// lockHost waits until no other stack runs a node on this host (test packages run in
+// parallel), and returns the held lock. The kernel releases it if this process dies.
+func lockHost(ctx context.Context, logf func(string, ...any)) (*os.File, error) {
+	f, err := os.OpenFile(nodeLockFile, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open the node lock: %w", err)
+	}
+	waiting := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			_ = f.Close()
+			return nil, fmt.Errorf("lock %s: %w", nodeLockFile, err)
+		}
+		if !waiting {
+			logf("another stack runs a node on this host; waiting for it to stop")
+			waiting = true
+		}
+		select {
+		case <-ctx.Done():
+			_ = f.Close()
+			return nil, fmt.Errorf("wait for another stack's node to stop (%s is locked): %w", nodeLockFile, context.Cause(ctx))
+		case <-time.After(time.Second):
+		}
+	}
+}
 
 // prepareHost removes what a crashed node left, then gives the host what a node needs: the
 // node address on lo, IP forwarding and the state directories.

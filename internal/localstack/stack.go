@@ -115,8 +115,12 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			return nil, err
 		}
 		crdDirs = append(slices.Clone(crdDirs), snapshotCRDs)
+		lock, err := lockHost(ctx, s.logf)
+		if err != nil {
+			return nil, err
+		}
 		// Set before prepareHost, so that Stop cleans up the host even when preparing it fails.
-		s.node = &node{assets: nodeAssets, paths: nodePaths{run: nodeRunDir, data: nodeDataDir}}
+		s.node = &node{assets: nodeAssets, paths: nodePaths{run: nodeRunDir, data: nodeDataDir}, lock: lock}
 		if err := prepareHost(s.logf); err != nil {
 			return nil, err
 		}
@@ -413,6 +417,7 @@ func (s *Stack) stop() error {
 		if err := cleanupHost(s.logf); err != nil {
 			errs = append(errs, fmt.Errorf("remove the node from the host: %w", err))
 		}
+		_ = s.node.lock.Close()
 	}
 	return errors.Join(errs...)
 }

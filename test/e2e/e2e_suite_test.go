@@ -54,6 +54,8 @@ var (
 
 	// keepWorkDir keeps the logs for a human when anything failed.
 	keepWorkDir = true
+	// noNode says why the stack runs no node; specs that need pods skip with it.
+	noNode string
 )
 
 func TestE2E(t *testing.T) {
@@ -80,10 +82,17 @@ var _ = BeforeSuite(func(setup SpecContext) {
 	Expect(localstack.BuildBinary(setup, "./test/awsemu/cmd/awsemu", emulatorBinary)).To(Succeed())
 
 	stackDir := filepath.Join(workDir, "stack")
-	By("starting etcd, kube-apiserver and kube-controller-manager with their logs in " + stackDir)
+	node, why := localstack.NodeFromEnvironment()
+	noNode = why
+	if node != nil {
+		By("starting etcd, kube-apiserver, kube-controller-manager and a node with their logs in " + stackDir)
+	} else {
+		By("starting etcd, kube-apiserver and kube-controller-manager with their logs in " + stackDir + " (" + why + ")")
+	}
 	certManagerCRDs, err := testenv.CertManagerCRDDir()
 	Expect(err).NotTo(HaveOccurred())
 	stack, err = localstack.Start(setup, localstack.Options{
+		Node:    node,
 		Dir:     stackDir,
 		CRDDirs: []string{testenv.OperatorCRDDir(), certManagerCRDs},
 		Manifests: []string{
@@ -106,6 +115,8 @@ var _ = BeforeSuite(func(setup SpecContext) {
 		Args: []string{
 			"--zap-devel", "--aws-region=" + awsRegion, "--aws-endpoint-url=" + emulator.URL(),
 			"--aws-replica-region=" + replicaRegion, "--replication-role-arn=arn:aws:iam::000000000000:role/replication",
+			// The node's CSI driver provisions the workspaces' volumes, as the EBS driver does on EKS.
+			"--storage-provisioner=" + localstack.CSIDriverName,
 		},
 		Env: emulator.ClientEnv(),
 	}
@@ -113,7 +124,7 @@ var _ = BeforeSuite(func(setup SpecContext) {
 	operator, err = stack.StartOperator(setup, operatorOptions)
 	Expect(err).NotTo(HaveOccurred())
 	keepWorkDir = false
-}, NodeTimeout(5*time.Minute))
+}, NodeTimeout(10*time.Minute))
 
 // A failed spec shows the end of the operator's and kube-controller-manager's logs, which
 // usually say why.
