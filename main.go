@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -73,7 +74,7 @@ type options struct {
 	ingressNamespaces       string
 	dnsPodLabels            string
 	storageParameters       string
-	awsEndpoint             string
+	s3PathStyle             bool
 	kmsAliasPrefix          string
 	kmsKeyPolicyFile        string
 	bucketPrefix            string
@@ -110,7 +111,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&storage.Region, "aws-region", "", "AWS region of the workspaces' primary keys and buckets. Without it, workspaces report that encryption is not configured.")
 	fs.StringVar(&storage.ReplicaRegion, "aws-replica-region", "", "Second AWS region holding a replica bucket and key per workspace.")
 	fs.StringVar(&storage.ReplicationRoleARN, "replication-role-arn", "", "IAM role S3 replication assumes; required with --aws-replica-region.")
-	fs.StringVar(&o.awsEndpoint, "aws-endpoint-url", "", "Endpoint for every AWS service, for VPC endpoints or a local emulator; empty uses AWS's.")
+	fs.BoolVar(&o.s3PathStyle, "aws-s3-path-style", false, "Address S3 buckets in the URL path (https://host/bucket) rather than the host name, for S3-compatible servers "+
+		"without wildcard DNS; the backup agent gets it too. Endpoints themselves come from the AWS SDK's configuration (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_KMS, ...).")
 	fs.DurationVar(&storage.DriftCheckInterval, "aws-drift-check-interval", defaults.Storage.DriftCheckInterval, "How often each workspace's keys and buckets are read back from AWS and repaired (jittered).")
 	fs.StringVar(&o.kmsAliasPrefix, "kms-alias-prefix", "workspace-operator", "Workspace keys get the alias alias/<prefix>/<workspace>.")
 	fs.StringVar(&o.kmsKeyPolicyFile, "kms-key-policy-file", "", "JSON key policy for workspace keys; empty keeps KMS's default policy.")
@@ -146,7 +148,8 @@ func parseFlags(args []string) (*options, error) {
 	}
 	o.config.Storage.Parameters = parameters
 	o.config.Backup.Command = strings.Fields(o.backupCommand)
-	o.config.Backup.AWSEndpoint = o.awsEndpoint
+	o.config.Backup.S3PathStyle = o.s3PathStyle
+	o.config.Backup.Env = controllers.AWSEndpointEnv(os.Environ())
 	kind, name, ok := strings.Cut(o.defaultIssuer, "/")
 	if !ok || (kind != "Issuer" && kind != "ClusterIssuer") || name == "" {
 		return nil, fmt.Errorf("--default-issuer %q: want Issuer/<name> or ClusterIssuer/<name>", o.defaultIssuer)
@@ -194,9 +197,9 @@ func splitList(s string) []string {
 	return out
 }
 
-// awsServices builds the KMS and S3 clients, one per region, through the default
-// credential chain (IRSA or EKS Pod Identity in a cluster).
-func awsServices(ctx context.Context, o *options) (*cloud.Keys, *cloud.Buckets, error) {
+// awsServices builds the KMS and S3 clients, one per region, and logs where each sends
+// its requests.
+func awsServices(ctx context.Context, o *options, log logr.Logger) (*cloud.Keys, *cloud.Buckets, error) {
 	policy := ""
 	if o.kmsKeyPolicyFile != "" {
 		data, err := os.ReadFile(o.kmsKeyPolicyFile)
@@ -210,18 +213,36 @@ func awsServices(ctx context.Context, o *options) (*cloud.Keys, *cloud.Buckets, 
 		if region == "" {
 			continue
 		}
-		cfg, err := cloud.LoadConfig(ctx, region, o.awsEndpoint)
+		k, s, err := awsClients(ctx, region, o.s3PathStyle)
 		if err != nil {
 			return nil, nil, err
 		}
-		kmsClients[region] = kms.NewFromConfig(cfg)
-		s3Clients[region] = s3.NewFromConfig(cfg, func(opts *s3.Options) {
-			// A custom endpoint (an emulator, some VPC endpoints) cannot host buckets as
-			// subdomains.
-			opts.UsePathStyle = o.awsEndpoint != ""
-		})
+		// The SDK applies a configured endpoint to every region: say where each goes, so
+		// that a replica region sent to the primary's VPC endpoint shows at start.
+		log.Info("AWS endpoints", "region", region, "kms", endpointOf(k.Options().BaseEndpoint),
+			"s3", endpointOf(s.Options().BaseEndpoint), "s3PathStyle", s.Options().UsePathStyle)
+		kmsClients[region], s3Clients[region] = k, s
 	}
 	return cloud.NewKeys(kmsClients, o.kmsAliasPrefix, policy), cloud.NewBuckets(s3Clients, o.bucketPrefix), nil
+}
+
+// awsClients builds the KMS and S3 clients of a region through the SDK's default
+// configuration chain: credentials from IRSA or EKS Pod Identity in a cluster, and
+// endpoints from AWS_ENDPOINT_URL_KMS / AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL and the
+// shared config file, which each client resolves for its own service.
+func awsClients(ctx context.Context, region string, s3PathStyle bool) (*kms.Client, *s3.Client, error) {
+	cfg, err := cloud.LoadConfig(ctx, region)
+	if err != nil {
+		return nil, nil, err
+	}
+	return kms.NewFromConfig(cfg), s3.NewFromConfig(cfg, func(opts *s3.Options) { opts.UsePathStyle = s3PathStyle }), nil
+}
+
+func endpointOf(base *string) string {
+	if base == nil {
+		return "AWS default"
+	}
+	return *base
 }
 
 // cacheSynced is ready once the informers have synced: before that the operator would
@@ -294,7 +315,7 @@ func run(args []string) error {
 		AuditPeriod: o.config.PurgeAuditPeriod,
 	}
 	if o.config.Storage.Region != "" {
-		keys, buckets, err := awsServices(context.Background(), o)
+		keys, buckets, err := awsServices(context.Background(), o, log)
 		if err != nil {
 			return err
 		}

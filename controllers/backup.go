@@ -76,8 +76,8 @@ func desiredBackupCronJob(ws *tenancyv1alpha1.Workspace, namespace, schedule str
 	for _, l := range locations {
 		args = append(args, "--location", fmt.Sprintf("%s=%s,%s", l.Region, l.Bucket, l.KeyAlias))
 	}
-	if cfg.AWSEndpoint != "" {
-		args = append(args, "--aws-endpoint-url", cfg.AWSEndpoint)
+	if cfg.S3PathStyle {
+		args = append(args, "--aws-s3-path-style")
 	}
 	if ws.Spec.Backup.IncludeFiles && filesBucket != "" {
 		args = append(args, "--include-bucket", filesBucket)
@@ -139,6 +139,7 @@ func desiredBackupCronJob(ws *tenancyv1alpha1.Workspace, namespace, schedule str
 								Image:                    cfg.Image,
 								Command:                  cfg.Command,
 								Args:                     args,
+								Env:                      slices.Clone(cfg.Env),
 								VolumeMounts:             mounts,
 								SecurityContext:          restrictedContainer(),
 								TerminationMessagePolicy: corev1.TerminationMessageReadFile,
@@ -150,6 +151,30 @@ func desiredBackupCronJob(ws *tenancyv1alpha1.Workspace, namespace, schedule str
 			},
 		},
 	}
+}
+
+// syncBackupCronJob updates live to run what desired says.
+func syncBackupCronJob(live, desired *batchv1.CronJob) {
+	mergeLabels(live, desired.Labels)
+	// The API server fills in many defaults of a pod template; comparing only the
+	// fields the operator sets keeps a steady-state reconcile from writing. That
+	// comparison takes a shorter list for a prefix of a longer one, though, so the agent's
+	// environment, which the API server leaves as it is, is compared whole: an endpoint
+	// the operator no longer has must not stay behind.
+	if !equality.Semantic.DeepDerivative(desired.Spec, live.Spec) ||
+		!equality.Semantic.DeepEqual(agentEnv(desired), agentEnv(live)) {
+		live.Spec = desired.Spec
+	}
+}
+
+// agentEnv is the environment of the backup agent's container.
+func agentEnv(cronJob *batchv1.CronJob) []corev1.EnvVar {
+	for _, c := range cronJob.Spec.JobTemplate.Spec.Template.Spec.Containers {
+		if c.Name == backupContainerName {
+			return c.Env
+		}
+	}
+	return nil
 }
 
 func restrictedContainer() *corev1.SecurityContext {
@@ -251,14 +276,7 @@ func (r *WorkspaceReconciler) reconcileBackups(ctx context.Context, ws *tenancyv
 		filesBucket = ws.Status.Storage.Buckets[0].Name
 	}
 	cronJob := desiredBackupCronJob(ws, namespace, schedule, retention, claims, locations, filesBucket, r.Config.Backup)
-	err = apply(ctx, r, ws, cronJob, func(live *batchv1.CronJob) {
-		mergeLabels(live, cronJob.Labels)
-		// The API server fills in many defaults of a pod template; comparing only the
-		// fields the operator sets keeps a steady-state reconcile from writing.
-		if !equality.Semantic.DeepDerivative(cronJob.Spec, live.Spec) {
-			live.Spec = cronJob.Spec
-		}
-	})
+	err = apply(ctx, r, ws, cronJob, func(live *batchv1.CronJob) { syncBackupCronJob(live, cronJob) })
 	if err != nil {
 		return failed("BackupScheduleFailed", fmt.Errorf("apply CronJob %s: %w", objectRef(cronJob), err))
 	}

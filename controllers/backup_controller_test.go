@@ -85,6 +85,8 @@ var _ = Describe("Backups", func() {
 		for _, l := range ws.Status.Backup.Locations {
 			Expect(args).To(ContainElement(fmt.Sprintf("%s=%s,alias/workspace-operator/backups", l.Region, l.Bucket)))
 		}
+		Expect(cronJob.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Env).To(Equal(testConfig().Backup.Env),
+			"the agent reaches AWS through the operator's endpoints")
 
 		By("making S3 expire backups after the retention even if no job prunes")
 		for _, l := range ws.Status.Backup.Locations {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
@@ -71,7 +72,8 @@ func TestDesiredBackupCronJob(t *testing.T) {
 	ws := newTestWorkspace("acme")
 	ws.Spec.Backup = tenancyv1alpha1.BackupSpec{IncludeFiles: true, PreBackupHook: &tenancyv1alpha1.BackupHook{Image: "postgres:17", Command: []string{"sh", "-c", "pg_dump > /data/hook/db.sql"}}}
 	cfg := DefaultConfig().Backup
-	cfg.AWSEndpoint = "http://127.0.0.1:4566"
+	cfg.S3PathStyle = true
+	cfg.Env = []corev1.EnvVar{{Name: "AWS_ENDPOINT_URL_KMS", Value: "http://127.0.0.1:4566"}, {Name: "AWS_ENDPOINT_URL_S3", Value: "http://127.0.0.1:4567"}}
 	locations := []backupLocation{
 		{Region: "eu-west-1", Bucket: "wso-acme-bk-1", KeyAlias: "alias/workspace-operator/acme"},
 		{Region: "eu-central-1", Bucket: "wso-acme-bk-2", KeyAlias: "alias/workspace-operator/acme"},
@@ -93,7 +95,7 @@ func TestDesiredBackupCronJob(t *testing.T) {
 		"backup", "--workspace", "acme", "--retention-days", "7", "--summary-file", "/dev/termination-log",
 		"--location", "eu-west-1=wso-acme-bk-1,alias/workspace-operator/acme",
 		"--location", "eu-central-1=wso-acme-bk-2,alias/workspace-operator/acme",
-		"--aws-endpoint-url", "http://127.0.0.1:4566",
+		"--aws-s3-path-style",
 		"--include-bucket", "wso-acme-files",
 		"--source", "/data/db", "--source", "/data/uploads", "--source", "/data/hook",
 	}
@@ -102,6 +104,9 @@ func TestDesiredBackupCronJob(t *testing.T) {
 	}
 	if container.Image != cfg.Image || !cmp.Equal(container.Command, cfg.Command) {
 		t.Errorf("runs %s %v, want the operator's own image and binary", container.Image, container.Command)
+	}
+	if diff := cmp.Diff(cfg.Env, container.Env); diff != "" {
+		t.Errorf("the agent does not get the operator's AWS endpoint settings (-want +got):\n%s", diff)
 	}
 	for _, m := range container.VolumeMounts {
 		if !m.ReadOnly {
@@ -122,6 +127,111 @@ func TestDesiredBackupCronJob(t *testing.T) {
 	}
 	if job.Spec.JobTemplate.Labels[tenancyv1alpha1.WorkspaceLabel] != "acme" || job.Spec.JobTemplate.Spec.Template.Labels[tenancyv1alpha1.WorkspaceLabel] != "acme" {
 		t.Error("Jobs and pods are not labelled for the workspace, so the operator would not see them")
+	}
+}
+
+// The restore Job runs the same agent as the backups, so it must reach AWS the same way.
+func TestDesiredRestoreJobReachesAWSLikeTheBackups(t *testing.T) {
+	cfg := DefaultConfig().Backup
+	cfg.S3PathStyle = true
+	cfg.Env = []corev1.EnvVar{{Name: "AWS_ENDPOINT_URL_S3", Value: "https://bucket.vpce-0a1b.s3.eu-west-1.vpce.amazonaws.com"}}
+	locations := []backupLocation{{Region: "eu-west-1", Bucket: "wso-acme-bk-1", KeyAlias: "alias/workspace-operator/acme"}}
+	job := desiredRestoreJob(newTestWorkspace("acme"), "ws-acme", "20261120T021700Z", []string{"db"}, locations, cfg)
+
+	container := job.Spec.Template.Spec.Containers[0]
+	wantArgs := []string{
+		"restore", "--workspace", "acme", "--backup", "20261120T021700Z", "--target", "/data",
+		"--location", "eu-west-1=wso-acme-bk-1,alias/workspace-operator/acme",
+		"--aws-s3-path-style",
+		"--source", "db",
+	}
+	if diff := cmp.Diff(wantArgs, container.Args); diff != "" {
+		t.Errorf("args (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(cfg.Env, container.Env); diff != "" {
+		t.Errorf("env (-want +got):\n%s", diff)
+	}
+}
+
+func TestSyncBackupCronJob(t *testing.T) {
+	kms := corev1.EnvVar{Name: "AWS_ENDPOINT_URL_KMS", Value: "https://vpce-0a.kms.eu-west-1.vpce.amazonaws.com"}
+	s3 := corev1.EnvVar{Name: "AWS_ENDPOINT_URL_S3", Value: "https://bucket.vpce-0b.s3.eu-west-1.vpce.amazonaws.com"}
+	cronJob := func(env ...corev1.EnvVar) *batchv1.CronJob {
+		cfg := DefaultConfig().Backup
+		cfg.Env = env
+		locations := []backupLocation{{Region: "eu-west-1", Bucket: "wso-acme-bk-1", KeyAlias: "alias/workspace-operator/acme"}}
+		return desiredBackupCronJob(newTestWorkspace("acme"), "ws-acme", "17 2 * * *", 7, []string{"db"}, locations, "", cfg)
+	}
+	// stored is a CronJob as the API server returns it, with the defaults it fills in.
+	stored := func(env ...corev1.EnvVar) *batchv1.CronJob {
+		cj := cronJob(env...)
+		pod := &cj.Spec.JobTemplate.Spec.Template.Spec
+		pod.DNSPolicy, pod.SchedulerName = corev1.DNSClusterFirst, corev1.DefaultSchedulerName
+		pod.Containers[0].TerminationMessagePath = corev1.TerminationMessagePathDefault
+		pod.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+		return cj
+	}
+	tests := []struct {
+		name          string
+		live, desired *batchv1.CronJob
+		want          *batchv1.CronJob
+	}{
+		{"the API server's defaults are no change", stored(kms, s3), cronJob(kms, s3), stored(kms, s3)},
+		{"a changed endpoint", stored(kms), cronJob(corev1.EnvVar{Name: kms.Name, Value: "https://kms.example"}), cronJob(corev1.EnvVar{Name: kms.Name, Value: "https://kms.example"})},
+		{"an endpoint added", stored(kms), cronJob(kms, s3), cronJob(kms, s3)},
+		{"an endpoint the operator no longer has", stored(kms, s3), cronJob(kms), cronJob(kms)},
+		{"no endpoint any more", stored(kms, s3), cronJob(), cronJob()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			syncBackupCronJob(tt.live, tt.desired)
+			if diff := cmp.Diff(tt.want.Spec, tt.live.Spec); diff != "" {
+				t.Errorf("spec (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAWSEndpointEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		want    []corev1.EnvVar
+	}{{
+		name:    "none",
+		environ: []string{"PATH=/usr/bin", "AWS_REGION=eu-west-1", "HOME=/"},
+	}, {
+		name: "per service and global, sorted",
+		environ: []string{
+			"AWS_ENDPOINT_URL_S3=https://bucket.vpce-1.s3.eu-west-1.vpce.amazonaws.com",
+			"PATH=/usr/bin",
+			"AWS_ENDPOINT_URL=http://127.0.0.1:4566",
+			"AWS_ENDPOINT_URL_KMS=https://vpce-2.kms.eu-west-1.vpce.amazonaws.com",
+			"AWS_ENDPOINT_URL_STS=https://vpce-3.sts.eu-west-1.vpce.amazonaws.com",
+		},
+		want: []corev1.EnvVar{
+			{Name: "AWS_ENDPOINT_URL", Value: "http://127.0.0.1:4566"},
+			{Name: "AWS_ENDPOINT_URL_KMS", Value: "https://vpce-2.kms.eu-west-1.vpce.amazonaws.com"},
+			{Name: "AWS_ENDPOINT_URL_S3", Value: "https://bucket.vpce-1.s3.eu-west-1.vpce.amazonaws.com"},
+			{Name: "AWS_ENDPOINT_URL_STS", Value: "https://vpce-3.sts.eu-west-1.vpce.amazonaws.com"},
+		},
+	}, {
+		name:    "the switch that turns configured endpoints off travels with them",
+		environ: []string{"AWS_ENDPOINT_URL_KMS=https://kms.example", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true"},
+		want: []corev1.EnvVar{
+			{Name: "AWS_ENDPOINT_URL_KMS", Value: "https://kms.example"},
+			{Name: "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", Value: "true"},
+		},
+	}, {
+		name:    "empty values and look-alikes are left out",
+		environ: []string{"AWS_ENDPOINT_URL_S3=", "AWS_ENDPOINT_URLS=x", "MY_AWS_ENDPOINT_URL=x", "AWS_ENDPOINT_URL"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, AWSEndpointEnv(tt.environ)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

@@ -2,9 +2,11 @@ package controllers
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
@@ -63,8 +65,33 @@ type BackupConfig struct {
 	// RoleARNTemplate, like StorageConfig.WorkloadRoleARNTemplate, gives the IAM role of
 	// the backup ServiceAccount: the backup buckets and the keys, nothing else.
 	RoleARNTemplate string
-	// AWSEndpoint is passed to the agent when the operator itself uses one.
-	AWSEndpoint string
+	// Env is set on the agent's container: the AWS SDK endpoint settings the operator runs
+	// with (see AWSEndpointEnv), so that the agent resolves the same endpoints.
+	Env []corev1.EnvVar
+	// S3PathStyle has the agent address buckets in the URL path rather than the host
+	// name, as the operator's own S3 clients do; the SDK has no setting of its own for it.
+	S3PathStyle bool
+}
+
+// AWSEndpointEnv picks the AWS SDK's endpoint settings out of an environment such as
+// os.Environ(): AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE> and
+// AWS_IGNORE_CONFIGURED_ENDPOINT_URLS, sorted by name so that the pods built from them do
+// not change with the order of the environment. Empty values are left out: the SDK ignores
+// them too. The shared config file's services sections are not among them: that file
+// stays in the operator's pod.
+func AWSEndpointEnv(environ []string) []corev1.EnvVar {
+	var env []corev1.EnvVar
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if value == "" {
+			continue
+		}
+		if name == "AWS_ENDPOINT_URL" || strings.HasPrefix(name, "AWS_ENDPOINT_URL_") || name == "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS" {
+			env = append(env, corev1.EnvVar{Name: name, Value: value})
+		}
+	}
+	slices.SortFunc(env, func(a, b corev1.EnvVar) int { return strings.Compare(a.Name, b.Name) })
+	return env
 }
 
 // StorageConfig places a workspace's keys and buckets in AWS and its volumes on an

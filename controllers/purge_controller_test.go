@@ -141,6 +141,7 @@ var _ = Describe("Secure deletion and the purge", func() {
 			job := &batchv1.Job{}
 			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-undo", Name: restoreJobName("20261120T021700Z", []string{"db"})}, job)).To(Succeed())
 			g.Expect(job.Spec.Template.Spec.Containers[0].Args).To(ContainElements("restore", "20261120T021700Z"))
+			g.Expect(job.Spec.Template.Spec.Containers[0].Env).To(Equal(testConfig().Backup.Env))
 			g.Expect(condition(getWorkspace(g, "undo"), tenancyv1alpha1.ConditionRestored).Reason).To(Equal("Restoring"))
 		}, timeout, interval).Should(Succeed())
 

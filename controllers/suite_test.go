@@ -52,6 +52,9 @@ var (
 const (
 	primaryRegion = "eu-west-1"
 	replicaRegion = "eu-central-1"
+	// The operator's AWS endpoint settings in the suite, which its agent pods must carry.
+	testKMSEndpoint = "AWS_ENDPOINT_URL_KMS=https://vpce-0kms.kms.eu-west-1.vpce.amazonaws.com"
+	testS3Endpoint  = "AWS_ENDPOINT_URL_S3=https://bucket.vpce-0s3.s3.eu-west-1.vpce.amazonaws.com"
 )
 
 func TestControllers(t *testing.T) {
@@ -115,6 +118,9 @@ func testConfig() Config {
 	cfg.Storage.ReplicaRegion = replicaRegion
 	cfg.Storage.ReplicationRoleARN = "arn:aws:iam::000000000000:role/workspace-replication"
 	cfg.Storage.WorkloadRoleARNTemplate = "arn:aws:iam::000000000000:role/{{ .Cluster }}-{{ .Workspace }}"
+	// As main.go takes them from its environment; envtest runs no pods, so they are never
+	// dialled.
+	cfg.Backup.Env = AWSEndpointEnv([]string{testKMSEndpoint, testS3Endpoint})
 	return cfg
 }
 

@@ -168,8 +168,8 @@ func desiredRestoreJob(ws *tenancyv1alpha1.Workspace, namespace, backupID string
 	for _, l := range locations {
 		args = append(args, "--location", fmt.Sprintf("%s=%s,%s", l.Region, l.Bucket, l.KeyAlias))
 	}
-	if cfg.AWSEndpoint != "" {
-		args = append(args, "--aws-endpoint-url", cfg.AWSEndpoint)
+	if cfg.S3PathStyle {
+		args = append(args, "--aws-s3-path-style")
 	}
 	var volumes []corev1.Volume
 	var mounts []corev1.VolumeMount

@@ -117,8 +117,8 @@ func startOperator(ctx context.Context, stack *localstack.Stack, binary string, 
 	}
 	operator, err := stack.StartOperator(ctx, localstack.OperatorOptions{
 		Binary: binary,
-		Args:   []string{"--zap-devel", "--aws-region=" + awsRegion, "--aws-endpoint-url=" + emulator.URL()},
-		Env:    emulator.ClientEnv(),
+		Args:   []string{"--zap-devel", "--aws-region=" + awsRegion},
+		Env:    append(emulator.ClientEnv(), emulator.EndpointEnv()...),
 	})
 	if err != nil {
 		return fmt.Errorf("start the operator: %w", err)

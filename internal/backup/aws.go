@@ -44,24 +44,19 @@ type Clients func(ctx context.Context, region string) (KMS, S3, error)
 const maxAttempts = 10
 
 // AWSClients builds clients through the SDK's default configuration chain
-// (environment, shared files, IRSA or EKS Pod Identity in a cluster).
-// endpoint, when set, replaces every AWS endpoint, for VPC endpoints or an
-// emulator, and switches S3 to path-style requests.
-func AWSClients(endpoint string) Clients {
+// (environment, shared files, IRSA or EKS Pod Identity in a cluster), which
+// also gives each client its endpoint: AWS_ENDPOINT_URL_KMS and
+// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, or AWS's. The operator sets on the
+// agent's pods the endpoint variables it was given. s3PathStyle puts the
+// bucket in the URL path, for S3-compatible servers without wildcard DNS.
+func AWSClients(s3PathStyle bool) Clients {
 	return func(ctx context.Context, region string) (KMS, S3, error) {
-		opts := []func(*awsconfig.LoadOptions) error{
-			awsconfig.WithRegion(region),
-			awsconfig.WithRetryer(newRetryer),
-		}
-		if endpoint != "" {
-			opts = append(opts, awsconfig.WithBaseEndpoint(endpoint))
-		}
-		cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region), awsconfig.WithRetryer(newRetryer))
 		if err != nil {
 			return nil, nil, fmt.Errorf("load AWS configuration for %s: %w", region, err)
 		}
 		return kms.NewFromConfig(cfg), s3.NewFromConfig(cfg, func(o *s3.Options) {
-			o.UsePathStyle = endpoint != ""
+			o.UsePathStyle = s3PathStyle
 		}), nil
 	}
 }

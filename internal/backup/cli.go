@@ -26,7 +26,9 @@ const usage = `usage:
   workspace-operator restore --workspace NAME --location REGION=BUCKET[,KEY] [--location ...]
                              (--target DIR [--backup ID|latest] [--source NAME ...] | --list) [flags]
 
-Run a subcommand with -h for its flags.
+Run a subcommand with -h for its flags. AWS endpoints come from the SDK's own
+configuration: AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_STS,
+AWS_ENDPOINT_URL, or AWS's when none is set.
 `
 
 // Main runs the agent's command line, as the operator's CronJobs invoke
@@ -40,7 +42,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // cli is the command line with its dependencies, which tests replace.
 type cli struct {
 	stdout, stderr io.Writer
-	clients        func(endpoint string) Clients
+	clients        func(s3PathStyle bool) Clients
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {
@@ -64,17 +66,18 @@ func (c *cli) run(ctx context.Context, args []string) error {
 
 // commonFlags are the flags of both subcommands.
 type commonFlags struct {
-	endpoint  string
-	logFormat string
-	locations locationFlag
-	workspace string
+	s3PathStyle bool
+	logFormat   string
+	locations   locationFlag
+	workspace   string
 }
 
 func (c *cli) flagSet(name string, common *commonFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("workspace-operator "+name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	fs.StringVar(&common.workspace, "workspace", "", "Workspace name (required).")
-	fs.StringVar(&common.endpoint, "aws-endpoint-url", "", "Endpoint for every AWS service, for VPC endpoints or an emulator (S3 then uses path-style requests); empty uses AWS's.")
+	fs.BoolVar(&common.s3PathStyle, "aws-s3-path-style", false, "Address S3 buckets in the URL path rather than the host name, for S3-compatible servers without wildcard DNS. "+
+		"Endpoints come from the AWS SDK's configuration: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL.")
 	fs.StringVar(&common.logFormat, "log-format", "text", "Log format on stderr: text or json.")
 	return fs
 }
@@ -95,7 +98,7 @@ func (c *cli) agent(common *commonFlags) (*Agent, error) {
 	// The SDK's transfer manager reports some failures through the log
 	// package; as the process's default they become records like ours.
 	slog.SetDefault(logger)
-	return &Agent{Clients: c.clients(common.endpoint), Log: logger}, nil
+	return &Agent{Clients: c.clients(common.s3PathStyle), Log: logger}, nil
 }
 
 func (c *cli) backup(ctx context.Context, args []string) error {

@@ -3,6 +3,9 @@ package backup
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,17 +79,20 @@ func TestBackupSurvivesTransientErrors(t *testing.T) {
 
 // TestAWSClients runs a backup and a restore with the clients Main builds
 // (default configuration chain, the agent's retryer), through a throttle
-// and an internal error.
+// and an internal error, with KMS and S3 at different endpoints given the
+// way the operator gives them to the agent's pods: AWS_ENDPOINT_URL_KMS and
+// AWS_ENDPOINT_URL_S3. Each endpoint refuses the other service's requests.
 func TestAWSClients(t *testing.T) {
-	e := newEnv(t)
+	e := newSharedEnv(t)
+	emu := e.emus[primary]
 	t.Setenv("AWS_ACCESS_KEY_ID", awsemu.TestAccessKeyID)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", awsemu.TestSecretAccessKey)
 	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	e.agent.Clients = func(ctx context.Context, region string) (KMS, S3, error) {
-		return AWSClients(e.emus[region].url)(ctx, region)
-	}
+	t.Setenv("AWS_ENDPOINT_URL_KMS", serviceEndpoint(t, emu.url, "kms"))
+	t.Setenv("AWS_ENDPOINT_URL_S3", serviceEndpoint(t, emu.url, "s3"))
+	e.agent.Clients = AWSClients(false)
 	kmsClient, s3Client, err := e.agent.Clients(context.Background(), primary)
 	if err != nil {
 		t.Fatal(err)
@@ -97,10 +103,8 @@ func TestAWSClients(t *testing.T) {
 	if got := s3Client.(*s3.Client).Options().Retryer.MaxAttempts(); got != maxAttempts {
 		t.Errorf("S3 client makes %d attempts, want %d", got, maxAttempts)
 	}
-	for _, emu := range e.emus {
-		emu.Inject(awsemu.Fault{Service: "kms", Operation: "GenerateDataKey", Kind: awsemu.Throttle, Times: 1})
-		emu.Inject(awsemu.Fault{Service: "s3", Operation: "PutObject", Kind: awsemu.InternalError, Times: 1})
-	}
+	emu.Inject(awsemu.Fault{Service: "kms", Operation: "GenerateDataKey", Kind: awsemu.Throttle, Times: 1})
+	emu.Inject(awsemu.Fault{Service: "s3", Operation: "PutObject", Kind: awsemu.InternalError, Times: 1})
 	sources := twoSources(t, 0)
 	e.mustBackup(t, sources...)
 	target, _, err := e.restore(t, Latest, e.locations...)
@@ -108,6 +112,32 @@ func TestAWSClients(t *testing.T) {
 		t.Fatalf("restore: %v", err)
 	}
 	checkRestored(t, target, sources)
+}
+
+// serviceEndpoint serves a loopback endpoint that passes requests of one
+// service ("kms" or "s3") to the emulator at target and refuses the
+// other's, as a VPC endpoint of one service would.
+func serviceEndpoint(t *testing.T, target, service string) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := "s3"
+		if strings.HasPrefix(r.Header.Get("X-Amz-Target"), "TrentService.") {
+			got = "kms"
+		}
+		if got != service {
+			t.Errorf("the %s endpoint got a %s request: %s %s", service, got, r.Method, r.URL)
+			http.Error(w, "wrong endpoint", http.StatusBadRequest)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // TestBackupOutageInOneLocation: a location that fails at any stage fails

@@ -79,7 +79,8 @@ func newEnv(t testing.TB) *env {
 }
 
 // newSharedEnv is an env with one emulator serving both regions, for
-// processes that take a single endpoint.
+// clients configured through the SDK's endpoint settings, which apply to
+// every region.
 func newSharedEnv(t testing.TB) *env {
 	t.Helper()
 	return newEnvWith(t, true)

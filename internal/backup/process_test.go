@@ -71,9 +71,6 @@ func runAgent(t *testing.T, e *env, wrap func(*exec.Cmd), args ...string) agentR
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if len(args) > 0 && (args[0] == "backup" || args[0] == "restore") {
-		args = append(args, "--aws-endpoint-url", e.emus[primary].url)
-	}
 	cmd := exec.CommandContext(ctx, buildAgent(t), args...)
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
@@ -83,6 +80,9 @@ func runAgent(t *testing.T, e *env, wrap func(*exec.Cmd), args ...string) agentR
 		"AWS_CONFIG_FILE=" + os.DevNull,
 		"AWS_SHARED_CREDENTIALS_FILE=" + os.DevNull,
 		"AWS_EC2_METADATA_DISABLED=true",
+		// One emulator for every region: the SDK's endpoint settings are not per region.
+		"AWS_ENDPOINT_URL_KMS=" + e.emus[primary].url,
+		"AWS_ENDPOINT_URL_S3=" + e.emus[primary].url,
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -21,7 +21,7 @@ var owner = cloud.Owner{Cluster: "prod", Workspace: "acme"}
 
 // env is an emulator and the operator's real SDK clients pointed at it, built the way
 // main.go builds them (cloud.LoadConfig: default credential chain, adaptive retries,
-// endpoint override, metrics).
+// the SDK's endpoint configuration, metrics).
 type env struct {
 	emu     *awsemu.Server
 	kms     map[string]*kms.Client
@@ -41,11 +41,12 @@ func newEnv(t *testing.T, keyPolicy string) *env {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", awsemu.TestSecretAccessKey)
 	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_ENDPOINT_URL", emu.URL())
 
 	e := &env{emu: emu, kms: map[string]*kms.Client{}, s3: map[string]*s3.Client{}}
 	kmsClients, s3Clients := map[string]cloud.KMS{}, map[string]cloud.S3{}
 	for _, region := range []string{primary, replica} {
-		cfg, err := cloud.LoadConfig(context.Background(), region, emu.URL())
+		cfg, err := cloud.LoadConfig(context.Background(), region)
 		if err != nil {
 			t.Fatal(err)
 		}

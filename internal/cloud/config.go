@@ -39,21 +39,19 @@ const maxAttempts = 8
 
 // LoadConfig is the SDK configuration for one region: the default credential chain (IRSA
 // or EKS Pod Identity in a cluster), the adaptive retry mode, which backs off on
-// throttling as well as on 5xx, and the operator's call metrics. endpoint overrides the
-// AWS endpoint, for VPC endpoints or a local emulator; empty keeps AWS's.
-func LoadConfig(ctx context.Context, region, endpoint string) (aws.Config, error) {
-	opts := []func(*awsconfig.LoadOptions) error{
+// throttling as well as on 5xx, and the operator's call metrics. Endpoints are the SDK's
+// own configuration (AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, the shared config
+// file's services sections), which each service client resolves for itself; setting one
+// here would override all of them.
+func LoadConfig(ctx context.Context, region string) (aws.Config, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx,
 		awsconfig.WithRegion(region),
 		awsconfig.WithRetryer(func() aws.Retryer {
 			return retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) {
 				o.StandardOptions = append(o.StandardOptions, func(so *retry.StandardOptions) { so.MaxAttempts = maxAttempts })
 			})
 		}),
-	}
-	if endpoint != "" {
-		opts = append(opts, awsconfig.WithBaseEndpoint(endpoint))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("load AWS configuration for %s: %w", region, err)
 	}

@@ -34,9 +34,23 @@ func (s *Stack) StartAWSEmulator(ctx context.Context, binary string, args ...str
 	return &AWSEmulator{Process: p, url: strings.TrimPrefix(line, awsemuURLPrefix)}, nil
 }
 
-// URL is the endpoint of every emulated service. S3 clients need path-style addressing.
+// URL is the endpoint of every emulated service. S3 clients address buckets in the path
+// there, which the SDK does by itself for an IP address such as 127.0.0.1.
 func (e *AWSEmulator) URL() string {
 	return e.url
+}
+
+// EndpointEnv sends the AWS SDK's KMS and S3 clients to the emulator. See EndpointEnv.
+func (e *AWSEmulator) EndpointEnv() []string {
+	return EndpointEnv(e.url)
+}
+
+// EndpointEnv is the environment that sends the AWS SDK's KMS and S3 clients to the
+// emulator at url through the SDK's own per-service endpoint settings, as the chart's
+// aws.endpoints values do in a cluster. The operator passes them on to the backup agent's
+// pods.
+func EndpointEnv(url string) []string {
+	return []string{"AWS_ENDPOINT_URL_KMS=" + url, "AWS_ENDPOINT_URL_S3=" + url}
 }
 
 // ClientEnv is the environment under which the AWS SDK's default credential chain uses

@@ -214,7 +214,6 @@ func (e *env) startOperator(ctx context.Context, flags operatorFlags, logName st
 		"--aws-region=" + awsRegion,
 		"--aws-replica-region=" + awsReplicaRegion,
 		"--replication-role-arn=" + replicationRole,
-		"--aws-endpoint-url=" + e.aws.URL(),
 		"--aws-drift-check-interval=" + e.cfg.driftInterval.String(),
 	}, flags.args()...)
 	var pprofURL string
@@ -227,7 +226,7 @@ func (e *env) startOperator(ctx context.Context, flags operatorFlags, logName st
 		pprofURL = "http://127.0.0.1:" + port + "/debug/pprof/"
 	}
 	start := time.Now()
-	env := awsClientEnv()
+	env := append(awsClientEnv(), localstack.EndpointEnv(e.aws.URL())...)
 	if e.cfg.goMemLimit != "" {
 		env = append(env, "GOMEMLIMIT="+e.cfg.goMemLimit)
 	}

@@ -217,7 +217,7 @@ func TestRenderedArgsAccepted(t *testing.T) {
 			"--set", "metrics.port=9090", "--set", "probes.port=9091", "--set", "pprof.bindAddress=127.0.0.1:6060",
 			"--set", "clusterName=prod-eu-1", "--set", "aws.region=eu-west-1", "--set", "aws.replicaRegion=eu-central-1",
 			"--set", "aws.replicationRoleArn=arn:aws:iam::123456789012:role/replication",
-			"--set", "aws.endpointUrl=https://vpce.example.com", "--set", "aws.driftCheckInterval=30m",
+			"--set", "aws.endpoints.s3=https://vpce.example.com", "--set", "aws.s3PathStyle=true", "--set", "aws.driftCheckInterval=30m",
 			"--set", "aws.bucketPrefix=acme", "--set", "aws.kmsAliasPrefix=acme/ws",
 			"--set", "aws.kmsKeyPolicy.Version=2012-10-17",
 			"--set", "aws.workloadRoleArnTemplate=arn:aws:iam::123456789012:role/ws-{{ .Workspace }}",

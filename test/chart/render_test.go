@@ -229,6 +229,35 @@ func TestTemplate(t *testing.T) {
 			}
 		},
 	}, {
+		name: "AWS endpoints become the SDK's own variables, before extraEnv",
+		args: []string{
+			"--set", "aws.region=eu-west-1",
+			"--set", "aws.endpoints.kms=https://vpce-0a.kms.eu-west-1.vpce.amazonaws.com",
+			"--set", "aws.endpoints.s3=https://bucket.vpce-0b.s3.eu-west-1.vpce.amazonaws.com",
+			"--set", "aws.s3PathStyle=true",
+			"--set", "extraEnv[0].name=GOMAXPROCS", "--set-string", "extraEnv[0].value=2",
+		},
+		check: func(t *testing.T, objs []*unstructured.Unstructured) {
+			d := find(objs, "Deployment", releaseName)
+			env, _ := json.Marshal(container(t, d)["env"])
+			want := `[{"name":"AWS_ENDPOINT_URL_KMS","value":"https://vpce-0a.kms.eu-west-1.vpce.amazonaws.com"},` +
+				`{"name":"AWS_ENDPOINT_URL_S3","value":"https://bucket.vpce-0b.s3.eu-west-1.vpce.amazonaws.com"},` +
+				`{"name":"GOMAXPROCS","value":"2"}]`
+			if string(env) != want {
+				t.Errorf("env = %s\nwant %s (aws.endpoints.sts is empty, so no AWS_ENDPOINT_URL_STS)", env, want)
+			}
+			if !slices.Contains(args(t, d), "--aws-s3-path-style=true") {
+				t.Errorf("args lack --aws-s3-path-style=true: %v", args(t, d))
+			}
+		},
+	}, {
+		name: "no AWS endpoint, no environment",
+		check: func(t *testing.T, objs []*unstructured.Unstructured) {
+			if env := container(t, find(objs, "Deployment", releaseName))["env"]; env != nil {
+				t.Errorf("env %v rendered with no aws.endpoints and no extraEnv", env)
+			}
+		},
+	}, {
 		name: "network policy off",
 		args: []string{"--set", "networkPolicy.enabled=false"},
 		check: func(t *testing.T, objs []*unstructured.Unstructured) {
@@ -271,6 +300,9 @@ func TestBadValues(t *testing.T) {
 		{"qps not positive", []string{"--set", "kubeApiQps=0"}, "at '/kubeApiQps'"},
 		{"no dns labels", []string{"--set", "dnsPodLabels=null"}, "dnsPodLabels"},
 		{"bad extra arg", []string{"--set", "extraArgs={verbose}"}, "at '/extraArgs/0'"},
+		{"the removed endpoint value", []string{"--set", "aws.endpointUrl=https://vpce.example.com"}, "at '/aws': additional properties 'endpointUrl' not allowed"},
+		{"endpoint of an unknown service", []string{"--set", "aws.endpoints.ec2=https://vpce.example.com"}, "at '/aws/endpoints': additional properties 'ec2' not allowed"},
+		{"endpoint without a scheme", []string{"--set", "aws.endpoints.kms=vpce.example.com"}, "at '/aws/endpoints/kms'"},
 		{"replicas without leader election", []string{"--set", "replicas=3", "--set", "leaderElection.enabled=false"},
 			"leaderElection.enabled=false needs replicas: 1"},
 		{"clashing ports", []string{"--set", "metrics.port=8081"}, "metrics.port and probes.port must differ"},

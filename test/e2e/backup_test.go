@@ -21,12 +21,20 @@ import (
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
 )
 
+// agentCommand is what a Job's container runs: the agent's arguments and the environment
+// the operator gave it.
+type agentCommand struct {
+	args []string
+	env  []corev1.EnvVar
+}
+
 // runAgent runs a Job's container command the way its pod would, with the operator binary
 // standing in for the operator image and localDir standing in for /data, where the pod
-// mounts the workspace's volumes.
-func runAgent(args []string, localDir string, extra ...string) []byte {
-	mapped := make([]string, 0, len(args)+len(extra))
-	for _, a := range append(append([]string(nil), args...), extra...) {
+// mounts the workspace's volumes. The container's environment is all that tells it where
+// AWS is: awsEnv only holds the credentials.
+func runAgent(command agentCommand, localDir string, extra ...string) []byte {
+	mapped := make([]string, 0, len(command.args)+len(extra))
+	for _, a := range append(append([]string(nil), command.args...), extra...) {
 		if a == "/dev/termination-log" {
 			a = filepath.Join(localDir, "termination-log")
 		}
@@ -34,6 +42,12 @@ func runAgent(args []string, localDir string, extra ...string) []byte {
 	}
 	cmd := exec.CommandContext(ctx, operatorBinary, mapped...)
 	cmd.Env = append(os.Environ(), awsEnv...)
+	// Should the pod lack an endpoint, the request goes to a dead proxy rather than to AWS:
+	// Go never proxies loopback addresses, where the emulator is.
+	cmd.Env = append(cmd.Env, "HTTP_PROXY=http://127.0.0.1:9", "HTTPS_PROXY=http://127.0.0.1:9", "NO_PROXY=")
+	for _, e := range command.env {
+		cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.Output()
@@ -41,9 +55,9 @@ func runAgent(args []string, localDir string, extra ...string) []byte {
 	return stdout
 }
 
-func podArgs(template corev1.PodTemplateSpec) []string {
+func podCommand(template corev1.PodTemplateSpec) agentCommand {
 	Expect(template.Spec.Containers).To(HaveLen(1))
-	return template.Spec.Containers[0].Args
+	return agentCommand{args: template.Spec.Containers[0].Args, env: template.Spec.Containers[0].Env}
 }
 
 // backupUndeleteSpecs back a workspace up with the agent exactly as its CronJob runs it,
@@ -66,8 +80,8 @@ func backupUndeleteSpecs() {
 
 		cronJob := &batchv1.CronJob{}
 		Expect(k8sClient.Get(ctx, key("ws-vault", "workspace-backup"), cronJob)).To(Succeed())
-		args := podArgs(cronJob.Spec.JobTemplate.Spec.Template)
-		Expect(args[0]).To(Equal("backup"))
+		backupCommand := podCommand(cronJob.Spec.JobTemplate.Spec.Template)
+		Expect(backupCommand.args[0]).To(Equal("backup"))
 
 		dataDir = GinkgoT().TempDir()
 		volume := filepath.Join(dataDir, "db")
@@ -79,7 +93,7 @@ func backupUndeleteSpecs() {
 			Expect(os.WriteFile(filepath.Join(volume, name), data, 0o640)).To(Succeed())
 		}
 		// The pod would mount the workspace's volume db at /data/db.
-		out := runAgent(args, dataDir, "--source", "/data/db")
+		out := runAgent(backupCommand, dataDir, "--source", "/data/db")
 
 		var summary struct {
 			BackupID  string `json:"backupID"`
@@ -98,10 +112,10 @@ func backupUndeleteSpecs() {
 		}
 
 		By("finding the backup from the restore side, in each location")
-		list := runAgent([]string{"restore", "--workspace", "vault", "--list",
+		list := runAgent(agentCommand{env: backupCommand.env, args: []string{"restore", "--workspace", "vault", "--list",
 			"--location", awsRegion + "=" + ws.Status.Backup.Locations[0].Bucket,
 			"--location", replicaRegion + "=" + ws.Status.Backup.Locations[1].Bucket,
-			"--aws-endpoint-url", cronJobEndpoint(args)}, dataDir)
+		}}, dataDir)
 		Expect(strings.Count(string(list), summary.BackupID)).To(BeNumerically(">=", 2), "listing:\n%s", list)
 
 		// Record the backup as its Job would (kube-controller-manager runs no pods here).
@@ -162,7 +176,7 @@ func backupUndeleteSpecs() {
 
 		By("running the restore Job's command into an empty volume")
 		restored := GinkgoT().TempDir()
-		runAgent(podArgs(job.Spec.Template), restored)
+		runAgent(podCommand(job.Spec.Template), restored)
 		for name, want := range localData {
 			got, err := os.ReadFile(filepath.Join(restored, "db", name))
 			Expect(err).NotTo(HaveOccurred())
@@ -172,17 +186,6 @@ func backupUndeleteSpecs() {
 			g.Expect(getWorkspace(g, "vault").Status.Phase).To(Equal(tenancyv1alpha1.PhaseReady))
 		}, readyTimeout, interval).Should(Succeed())
 	})
-}
-
-// cronJobEndpoint is the emulator endpoint the operator put on the agent's command line.
-func cronJobEndpoint(args []string) string {
-	for i, a := range args {
-		if a == "--aws-endpoint-url" && i+1 < len(args) {
-			return args[i+1]
-		}
-	}
-	Fail("the CronJob does not pass --aws-endpoint-url")
-	return ""
 }
 
 func ptrTo(s string) *string { return &s }

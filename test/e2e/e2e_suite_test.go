@@ -113,13 +113,15 @@ var _ = BeforeSuite(func(setup SpecContext) {
 	operatorOptions = localstack.OperatorOptions{
 		Binary: operatorBinary,
 		Args: []string{
-			"--zap-devel", "--aws-region=" + awsRegion, "--aws-endpoint-url=" + emulator.URL(),
+			"--zap-devel", "--aws-region=" + awsRegion,
 			"--aws-replica-region=" + replicaRegion, "--replication-role-arn=arn:aws:iam::000000000000:role/replication",
 			// The node's CSI driver provisions the workspaces' volumes, as the EBS driver does on EKS.
 			"--storage-provisioner=" + localstack.CSIDriverName,
 		},
-		Env: emulator.ClientEnv(),
+		Env: append(emulator.ClientEnv(), emulator.EndpointEnv()...),
 	}
+	// Credentials only: the agent the specs run must find the emulator through the
+	// endpoint settings the operator put on its pods.
 	awsEnv = emulator.ClientEnv()
 	operator, err = stack.StartOperator(setup, operatorOptions)
 	Expect(err).NotTo(HaveOccurred())

@@ -113,7 +113,7 @@ leaderElection.enabled says.
 - {{ printf "--aws-region=%s" $v.aws.region | quote }}
 - {{ printf "--aws-replica-region=%s" $v.aws.replicaRegion | quote }}
 - {{ printf "--replication-role-arn=%s" $v.aws.replicationRoleArn | quote }}
-- {{ printf "--aws-endpoint-url=%s" $v.aws.endpointUrl | quote }}
+- {{ printf "--aws-s3-path-style=%t" $v.aws.s3PathStyle | quote }}
 - {{ printf "--aws-drift-check-interval=%s" $v.aws.driftCheckInterval | quote }}
 - {{ printf "--bucket-prefix=%s" $v.aws.bucketPrefix | quote }}
 - {{ printf "--kms-alias-prefix=%s" $v.aws.kmsAliasPrefix | quote }}

@@ -24,7 +24,6 @@ import (
 // nothing else (no compression, no encryption, no SSE, no manifest).
 func floorMain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
-	endpoint := fs.String("endpoint", "", "S3 endpoint.")
 	bucket := fs.String("bucket", "", "Bucket to upload to.")
 	source := fs.String("source", "", "Directory to archive.")
 	partSize := fs.Int64("part-size", backup.DefaultPartSize, "Part size in bytes.")
@@ -33,8 +32,8 @@ func floorMain(ctx context.Context, args []string) error {
 		return err
 	}
 	// The agent's own client factory, so that retries, checksums and
-	// path-style addressing are the agent's.
-	_, client, err := backup.AWSClients(*endpoint)(ctx, regions[0])
+	// endpoint resolution (AWS_ENDPOINT_URL, from s3Env) are the agent's.
+	_, client, err := backup.AWSClients(false)(ctx, regions[0])
 	if err != nil {
 		return err
 	}

@@ -194,10 +194,11 @@ func (e *env) waitMinIO(ctx context.Context) error {
 // included, so that MinIO verifies the clients' SigV4 signatures as they
 // were made.
 //
-// The gateway is needed because the agent takes one --aws-endpoint-url for
-// every service (AWSClients sets it as the SDK's base endpoint, which wins
-// over AWS_ENDPOINT_URL_S3). The floor and restic go through it too, so
-// that every variant pays for the same extra hop.
+// The gateway was needed when the agent took one endpoint for every
+// service; it now takes the SDK's per-service settings and could be sent
+// to the emulator and MinIO directly, but the gateway stays so that the
+// figures remain comparable with earlier runs. The floor and restic go
+// through it too, so that every variant pays for the same extra hop.
 //
 // With useTLS the gateway serves HTTPS (HTTP/1.1 only, like S3), so that
 // clients send what they send to AWS: over plain HTTP the SDK signs every

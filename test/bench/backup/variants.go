@@ -76,6 +76,9 @@ func s3Env(b *bench) []string {
 		"AWS_CONFIG_FILE="+os.DevNull,
 		"AWS_SHARED_CREDENTIALS_FILE="+os.DevNull,
 		"AWS_EC2_METADATA_DISABLED=true",
+		// KMS and S3 both at the gateway; restic takes its endpoint from
+		// RESTIC_REPOSITORY.
+		"AWS_ENDPOINT_URL="+b.env.gatewayURL,
 	)
 }
 
@@ -83,7 +86,6 @@ func s3Env(b *bench) []string {
 func floorCommand(b *bench, r *runDir) *exec.Cmd {
 	self, _ := os.Executable() // checked in bench.measure
 	cmd := exec.Command(self, "floor",
-		"-endpoint", b.env.gatewayURL,
 		"-bucket", r.buckets[0],
 		"-source", b.tree.Dir,
 		"-part-size", strconv.FormatInt(backup.DefaultPartSize, 10),
@@ -140,7 +142,6 @@ func agentArgs(b *bench, r *runDir, extra []string) []string {
 	args := []string{"backup",
 		"--workspace", workspace,
 		"--source", b.tree.Dir,
-		"--aws-endpoint-url", b.env.gatewayURL,
 		"--summary-file", r.path("summary.json"),
 		"--log-format", "json",
 	}
