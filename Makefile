@@ -126,7 +126,7 @@ run: ## Run the operator against the cluster of the current kubeconfig.
 .PHONY: dev
 dev: build ## Run the operator end to end on an embedded local control plane (Ctrl-C stops it all).
 	go build -o $(LOCALBIN)/dev ./hack/dev
-	KUBEBUILDER_ASSETS="$(ASSETS)" $(LOCALBIN)/dev --operator=$(LOCALBIN)/manager
+	KUBEBUILDER_ASSETS="$(ASSETS)" WORKSPACE_OPERATOR_NODE_ASSETS="$(NODE_ASSETS)" $(LOCALBIN)/dev --operator=$(LOCALBIN)/manager
 
 ##@ Tools
 
