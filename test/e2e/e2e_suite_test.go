@@ -32,6 +32,9 @@ import (
 // logTailLines is how much of each log a failed spec prints.
 const logTailLines = 60
 
+// operatorImage is the operator binary packed as an image and imported into the node.
+const operatorImage = "localstack.workspace-operator.io/workspace-operator:dev"
+
 // The regions of the workspaces' keys and buckets, in the AWS emulator.
 const (
 	awsRegion     = "eu-west-1"
@@ -85,6 +88,13 @@ var _ = BeforeSuite(func(setup SpecContext) {
 	node, why := localstack.NodeFromEnvironment()
 	noNode = why
 	if node != nil {
+		By("packing the operator as its image, which the backup pods run")
+		archive := filepath.Join(workDir, "operator-image.tar")
+		Expect(localstack.WriteImage(localstack.Image{
+			Ref: operatorImage, Files: map[string]string{"/manager": operatorBinary},
+			Entrypoint: []string{"/manager"}, User: "65532",
+		}, archive)).To(Succeed())
+		node.Images = append(node.Images, archive)
 		By("starting etcd, kube-apiserver, kube-controller-manager and a node with their logs in " + stackDir)
 	} else {
 		By("starting etcd, kube-apiserver and kube-controller-manager with their logs in " + stackDir + " (" + why + ")")
@@ -117,6 +127,7 @@ var _ = BeforeSuite(func(setup SpecContext) {
 			"--aws-replica-region=" + replicaRegion, "--replication-role-arn=arn:aws:iam::000000000000:role/replication",
 			// The node's CSI driver provisions the workspaces' volumes, as the EBS driver does on EKS.
 			"--storage-provisioner=" + localstack.CSIDriverName,
+			"--backup-image=" + operatorImage,
 		},
 		Env: append(emulator.ClientEnv(), emulator.EndpointEnv()...),
 	}
