@@ -220,9 +220,10 @@ func cgroupHierarchies() []string {
 func cgroupProcesses() []int {
 	var pids []int
 	for _, h := range cgroupHierarchies() {
-		_ = filepath.WalkDir(filepath.Join(h, nodeCgroupParent), func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.Name() != "cgroup.procs" {
-				return nil
+		// A cgroup that vanishes during the walk holds no process: skip it.
+		_ = filepath.WalkDir(filepath.Join(h, nodeCgroupParent), func(path string, d fs.DirEntry, walkErr error) error {
+			if walkErr != nil || d.Name() != "cgroup.procs" {
+				return nil //nolint:nilerr // see above
 			}
 			data, _ := os.ReadFile(path)
 			for _, field := range strings.Fields(string(data)) {

@@ -155,8 +155,8 @@ func (s *Stack) configureAPIServerForNode(apiServer *envtest.APIServer) error {
 		return err
 	}
 	// envtest keeps an address only together with a port.
-	apiServer.SecureServing.Address, apiServer.SecureServing.Port = NodeIP, port
-	apiServer.SecureServing.CA = ca
+	apiServer.Address, apiServer.Port = NodeIP, port
+	apiServer.CA = ca
 	apiServer.Configure().
 		// envtest disables it for want of a serviceaccount controller; the stack runs one.
 		Disable("disable-admission-plugins").

@@ -28,7 +28,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: probe serve|dial|resolve ...")
+		return errors.New("usage: probe serve|dial|resolve [flags] [argument]")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	listen := fs.String("listen", ":8080", "address to serve on")
