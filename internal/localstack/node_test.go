@@ -28,7 +28,8 @@ func TestNode(t *testing.T) {
 	if nodeOpts == nil {
 		t.Skip(why)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// Long enough to wait for the e2e suite, which holds the host's node lock for minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "localstack-node-")
 	if err != nil {
