@@ -85,8 +85,8 @@ test-unit: ## Run the tests that need no control plane.
 	go test $(GO_TEST_FLAGS) -short ./...
 
 .PHONY: test-e2e
-test-e2e: ## Run only the end-to-end suite.
-	KUBEBUILDER_ASSETS="$(ASSETS)" WORKSPACE_OPERATOR_NODE_ASSETS="$(NODE_ASSETS)" go test $(GO_TEST_FLAGS) ./test/e2e/... -v -ginkgo.v
+test-e2e: $(HELM) ## Run only the end-to-end suite.
+	KUBEBUILDER_ASSETS="$(ASSETS)" WORKSPACE_OPERATOR_NODE_ASSETS="$(NODE_ASSETS)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) ./test/e2e/... -v -ginkgo.v
 
 .PHONY: chart-test
 chart-test: $(HELM) $(KUBE_SCORE) ## Run the Helm chart, RBAC allow-list and GitOps health tests.

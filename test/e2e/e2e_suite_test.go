@@ -51,6 +51,8 @@ var (
 	operatorOptions localstack.OperatorOptions
 	// operatorBinary doubles as the backup agent, as in the operator's image.
 	operatorBinary string
+	// emulatorURL is the AWS emulator's endpoint for KMS and S3.
+	emulatorURL string
 	// awsEnv lets the agent's AWS SDK reach the emulator.
 	awsEnv    []string
 	k8sClient client.Client // direct, uncached: what the API server really holds
@@ -118,6 +120,7 @@ var _ = BeforeSuite(func(setup SpecContext) {
 	By("starting the AWS emulator, which stands in for KMS and S3")
 	emulator, err := stack.StartAWSEmulator(setup, emulatorBinary)
 	Expect(err).NotTo(HaveOccurred())
+	emulatorURL = emulator.URL()
 
 	By("starting the operator")
 	operatorOptions = localstack.OperatorOptions{
