@@ -24,6 +24,10 @@ CHART_KUBE_VERSION ?= 1.37.1
 
 # Control-plane binaries for envtest, the e2e suite and make dev.
 ASSETS = $(shell hack/controlplane.sh)
+# The local stack's node: containerd, kubelet and the rest (hack/node.sh), plus runc, the CNI
+# plugins and iptables from the distribution. WORKSPACE_OPERATOR_NODE=off runs the stack
+# without a node, on machines that cannot run one; the specs that need pods then skip.
+NODE_ASSETS = $(if $(filter off,$(WORKSPACE_OPERATOR_NODE)),,$(shell hack/node-packages.sh && hack/node.sh))
 
 GO_TEST_FLAGS ?=
 
@@ -66,19 +70,23 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 controlplane: ## Build (once, cached by version) etcd, kube-apiserver, kube-controller-manager and kubectl.
 	@hack/controlplane.sh
 
+.PHONY: node
+node: ## Build (once, cached by version) the local node: containerd, kubelet, kube-proxy, kube-router, CoreDNS, CSI sidecars.
+	@hack/node-packages.sh && hack/node.sh
+
 ##@ Test
 
 .PHONY: test
 test: verify-generated vet $(HELM) $(KUBE_SCORE) ## Run every test: unit, envtest, chart and end-to-end suites.
-	KUBEBUILDER_ASSETS="$(ASSETS)" HELM="$(HELM)" KUBE_SCORE="$(KUBE_SCORE)" go test $(GO_TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS="$(ASSETS)" WORKSPACE_OPERATOR_NODE_ASSETS="$(NODE_ASSETS)" HELM="$(HELM)" KUBE_SCORE="$(KUBE_SCORE)" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no control plane.
 	go test $(GO_TEST_FLAGS) -short ./...
 
 .PHONY: test-e2e
-test-e2e: ## Run only the end-to-end suite.
-	KUBEBUILDER_ASSETS="$(ASSETS)" go test $(GO_TEST_FLAGS) ./test/e2e/... -v -ginkgo.v
+test-e2e: $(HELM) ## Run only the end-to-end suite.
+	KUBEBUILDER_ASSETS="$(ASSETS)" WORKSPACE_OPERATOR_NODE_ASSETS="$(NODE_ASSETS)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) ./test/e2e/... -v -ginkgo.v
 
 .PHONY: chart-test
 chart-test: $(HELM) $(KUBE_SCORE) ## Run the Helm chart, RBAC allow-list and GitOps health tests.
@@ -118,7 +126,7 @@ run: ## Run the operator against the cluster of the current kubeconfig.
 .PHONY: dev
 dev: build ## Run the operator end to end on an embedded local control plane (Ctrl-C stops it all).
 	go build -o $(LOCALBIN)/dev ./hack/dev
-	KUBEBUILDER_ASSETS="$(ASSETS)" $(LOCALBIN)/dev --operator=$(LOCALBIN)/manager
+	KUBEBUILDER_ASSETS="$(ASSETS)" WORKSPACE_OPERATOR_NODE_ASSETS="$(NODE_ASSETS)" $(LOCALBIN)/dev --operator=$(LOCALBIN)/manager
 
 ##@ Tools
 

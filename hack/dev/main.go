@@ -1,8 +1,9 @@
 // Command dev runs the operator end to end on this machine, for make dev: a local control
-// plane (etcd, kube-apiserver and kube-controller-manager) under .dev/, the operator's and
+// plane (etcd, kube-apiserver and kube-controller-manager) and a node (containerd, kubelet,
+// kube-proxy, kube-router, CoreDNS, a CSI driver) with state under .dev/, the operator's and
 // cert-manager's CRDs, the owner ClusterRole, the AWS emulator standing in for KMS and S3,
-// the operator binary and the sample Workspaces. It runs until Ctrl-C, then stops
-// everything it started.
+// the operator binary, the sample Workspaces and a workload in acme with an encrypted
+// volume. It runs until Ctrl-C, then stops everything it started.
 package main
 
 import (
@@ -17,9 +18,15 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -68,9 +75,15 @@ func run() (err error) {
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
 
-	fmt.Printf("Starting etcd, kube-apiserver and kube-controller-manager in %s\n", *dir)
+	node, noNode := localstack.NodeFromEnvironment()
+	if node != nil {
+		fmt.Printf("Starting etcd, kube-apiserver, kube-controller-manager and a node in %s\n", *dir)
+	} else {
+		fmt.Printf("Starting etcd, kube-apiserver and kube-controller-manager in %s (%s)\n", *dir, noNode)
+	}
 	stack, err := localstack.Start(ctx, localstack.Options{
 		Dir:     *dir,
+		Node:    node,
 		CRDDirs: []string{testenv.OperatorCRDDir(), certManagerCRDs},
 		Manifests: []string{
 			testenv.OwnerRoleFile(), testenv.StorageClassPolicyFile(),
@@ -83,7 +96,7 @@ func run() (err error) {
 	}
 	defer func() {
 		stopSignals()
-		fmt.Println("\nStopping the operator, the AWS emulator, kube-controller-manager, kube-apiserver and etcd...")
+		fmt.Println("\nStopping the operator, the AWS emulator, the node, kube-controller-manager, kube-apiserver and etcd...")
 		if stopErr := stack.Stop(); stopErr != nil {
 			err = errors.Join(err, fmt.Errorf("stop: %w", stopErr))
 			return
@@ -117,8 +130,9 @@ func startOperator(ctx context.Context, stack *localstack.Stack, binary string, 
 	}
 	operator, err := stack.StartOperator(ctx, localstack.OperatorOptions{
 		Binary: binary,
-		Args:   []string{"--zap-devel", "--aws-region=" + awsRegion},
-		Env:    append(emulator.ClientEnv(), emulator.EndpointEnv()...),
+		// The node's CSI driver provisions the workspaces' volumes, as the EBS driver does on EKS.
+		Args: []string{"--zap-devel", "--aws-region=" + awsRegion, "--storage-provisioner=" + localstack.CSIDriverName},
+		Env:  append(emulator.ClientEnv(), emulator.EndpointEnv()...),
 	})
 	if err != nil {
 		return fmt.Errorf("start the operator: %w", err)
@@ -136,6 +150,9 @@ func startOperator(ctx context.Context, stack *localstack.Stack, binary string, 
 	if err == nil {
 		err = waitFor(ctx, c, pendingWorkspace, "reconciled", isReconciled)
 	}
+	if err == nil && stack.HasNode() {
+		err = startWorkload(ctx, c)
+	}
 	if err != nil {
 		return fmt.Errorf("after %s, %w\nthe operator's log is %s", timeout, err, operator.LogPath())
 	}
@@ -145,7 +162,62 @@ func startOperator(ctx context.Context, stack *localstack.Stack, binary string, 
 func scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(tenancyv1alpha1.AddToScheme(s))
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	return s
+}
+
+// startWorkload runs a tenant workload in acme, as its owners would: a server with a volume
+// on the workspace's encrypted StorageClass, which the node's CSI driver provisions. It
+// waits until the pod runs.
+func startWorkload(ctx context.Context, c client.Client) error {
+	namespace := "ws-" + readyWorkspace
+	small := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}
+	claim := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "data"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: ptr.To(namespace + "-encrypted"),
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "web", Labels: map[string]string{"app": "web"}},
+		Spec: corev1.PodSpec{
+			SecurityContext: &corev1.PodSecurityContext{
+				RunAsNonRoot: ptr.To(true), FSGroup: ptr.To[int64](65532),
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+			Containers: []corev1.Container{{
+				Name: "web", Image: localstack.ProbeImage, ImagePullPolicy: corev1.PullNever, Args: []string{"serve"},
+				Resources:    corev1.ResourceRequirements{Requests: small, Limits: small},
+				VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}},
+				SecurityContext: &corev1.SecurityContext{
+					AllowPrivilegeEscalation: ptr.To(false),
+					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				},
+			}},
+			Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim.Name},
+			}}},
+		},
+	}
+	for _, obj := range []client.Object{claim, pod} {
+		if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create the sample workload's %s: %w", obj.GetName(), err)
+		}
+	}
+	ticker := time.NewTicker(250 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(pod), pod); err == nil && pod.Status.Phase == corev1.PodRunning {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the sample workload %s/%s is not running: phase %q", namespace, pod.Name, pod.Status.Phase)
+		case <-ticker.C:
+		}
+	}
 }
 
 // waitFor polls the Workspace until done says it is in the wanted state or ctx ends.
@@ -207,6 +279,7 @@ Use kubectl against the cluster from another terminal:
   alias kubectl=%s
   kubectl get ws
   kubectl describe ws acme
+  kubectl get pods,pvc -n ws-acme        # a workload on the node, its volume encrypted (with a node)
   kubectl get networkpolicies -n ws-acme
   kubectl get resourcequota,limitrange,rolebinding -n ws-acme
   kubectl delete ws acme    # the namespace really terminates, then the Workspace goes

@@ -17,8 +17,12 @@ type AWSEmulator struct {
 
 // StartAWSEmulator runs the emulator binary, built from test/awsemu/cmd/awsemu, on a free
 // loopback port and waits until it announces its endpoint. args are added to its command
-// line. Its log is <Dir>/awsemu.log.
+// line. Its log is <Dir>/awsemu.log. With a node, it listens on the node address (an alias
+// on lo), where the node's pods reach it too.
 func (s *Stack) StartAWSEmulator(ctx context.Context, binary string, args ...string) (*AWSEmulator, error) {
+	if s.node != nil {
+		args = append([]string{"--listen=" + NodeIP + ":0"}, args...)
+	}
 	p, err := s.StartProcess(ProcessOptions{Name: "awsemu", Path: binary, Args: args})
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package localstack
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 
 	"github.com/workspace-operator/workspace-operator/internal/testenv"
@@ -12,6 +13,8 @@ import (
 // operator, into output.
 func BuildBinary(ctx context.Context, pkg, output string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", output, pkg)
+	// Static, so that the binary also runs in an image with nothing else in it.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Dir = testenv.RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", pkg, err, out)

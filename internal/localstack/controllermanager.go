@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -22,6 +23,22 @@ var controllers = []string{
 	"serviceaccount-controller",                   // creates every namespace's default ServiceAccount
 	"root-ca-certificate-publisher-controller",    // creates every namespace's kube-root-ca.crt ConfigMap
 	"persistentvolumeclaim-protection-controller", // releases a deleted claim no pod uses, so its namespace can go
+}
+
+// nodeControllers are the controllers a stack with a node adds: pod CIDRs and readiness
+// for the node, the workload controllers, Service endpoints and volume binding.
+var nodeControllers = []string{
+	"node-ipam-controller",                 // gives the node its pod CIDR
+	"node-lifecycle-controller",            // removes the not-ready taint once the node is Ready
+	"job-controller", "cronjob-controller", // backups and restores
+	"replicaset-controller", "deployment-controller", "statefulset-controller", "daemonset-controller",
+	"endpointslice-controller",               // Service endpoints for kube-proxy and CoreDNS
+	"persistentvolume-binder-controller",     // binds claims to the CSI driver's volumes
+	"persistentvolume-protection-controller", // keeps a volume until no claim uses it
+	"ephemeral-volume-controller",            // generic ephemeral volumes
+	"pod-garbage-collector-controller",       // removes pods of a deleted node
+	"ttl-after-finished-controller",          // removes finished Jobs
+	"disruption-controller",                  // PodDisruptionBudget status
 }
 
 // startControllerManager runs kube-controller-manager as a member of system:masters, so
@@ -44,18 +61,24 @@ func (s *Stack) startControllerManager(ctx context.Context) error {
 		return err
 	}
 
+	enabled := controllers
+	args := []string{
+		"--kubeconfig=" + kubeconfigPath,
+		"--leader-elect=false",
+		// Serving only answers health checks, on a self-signed certificate.
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + port,
+		"--cert-dir=" + s.statePath("kube-controller-manager"),
+	}
+	if s.node != nil {
+		enabled = append(slices.Clone(controllers), nodeControllers...)
+		args = append(args, "--allocate-node-cidrs=true", "--cluster-cidr="+ClusterCIDR,
+			"--node-cidr-mask-size=24", "--service-cluster-ip-range="+ServiceCIDR)
+	}
 	s.kcm, err = s.StartProcess(ProcessOptions{
 		Name: "kube-controller-manager",
 		Path: filepath.Join(s.assets, "kube-controller-manager"),
-		Args: []string{
-			"--kubeconfig=" + kubeconfigPath,
-			"--controllers=" + strings.Join(controllers, ","),
-			"--leader-elect=false",
-			// Serving only answers health checks, on a self-signed certificate.
-			"--bind-address=127.0.0.1",
-			"--secure-port=" + port,
-			"--cert-dir=" + s.statePath("kube-controller-manager"),
-		},
+		Args: append(args, "--controllers="+strings.Join(enabled, ",")),
 	})
 	if err != nil {
 		return err
@@ -66,6 +89,6 @@ func (s *Stack) startControllerManager(ctx context.Context) error {
 		s.abandon(s.kcm)
 		return err
 	}
-	s.logf("kube-controller-manager is running %s", strings.Join(controllers, ", "))
+	s.logf("kube-controller-manager is running %s", strings.Join(enabled, ", "))
 	return nil
 }

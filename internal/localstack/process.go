@@ -39,6 +39,9 @@ type ProcessOptions struct {
 	// StopTimeout is how long Stop waits after SIGTERM before it sends SIGKILL;
 	// DefaultStopTimeout when zero.
 	StopTimeout time.Duration
+	// StopExitCode is a non-zero exit status that, after SIGTERM, still means a clean stop:
+	// kube-scheduler without leader election exits 1 when told to stop.
+	StopExitCode int
 }
 
 // Process is a child process running in its own process group, so that a terminal's
@@ -48,6 +51,7 @@ type Process struct {
 	name        string
 	logPath     string
 	stopTimeout time.Duration
+	stopCode    int
 	cmd         *exec.Cmd
 
 	// done is closed once the process has exited and exitErr is set.
@@ -78,6 +82,7 @@ func StartProcess(opts ProcessOptions) (*Process, error) {
 		name:        opts.Name,
 		logPath:     opts.LogPath,
 		stopTimeout: opts.StopTimeout,
+		stopCode:    opts.StopExitCode,
 		cmd:         cmd,
 		done:        make(chan struct{}),
 	}
@@ -148,7 +153,7 @@ func (p *Process) stop() error {
 	}
 	select {
 	case <-p.done:
-		if !exitedCleanly(p.exitErr) {
+		if !exitedCleanly(p.exitErr, p.stopCode) {
 			return fmt.Errorf("%s exited with %w after SIGTERM%s", p.name, p.exitErr, p.logHint())
 		}
 		return nil
@@ -161,15 +166,16 @@ func (p *Process) stop() error {
 	}
 }
 
-// exitedCleanly reports whether a process asked to stop did so: with status 0, or by
-// dying of the SIGTERM itself because it installs no handler.
-func exitedCleanly(err error) bool {
+// exitedCleanly reports whether a process asked to stop did so: with status 0 (or
+// stopCode), or by dying of the SIGTERM itself because it installs no handler.
+func exitedCleanly(err error, stopCode int) bool {
 	var exitErr *exec.ExitError
 	if !errors.As(err, &exitErr) {
 		return err == nil
 	}
 	status, ok := exitErr.Sys().(syscall.WaitStatus)
-	return ok && status.Signaled() && status.Signal() == syscall.SIGTERM
+	return ok && (status.Signaled() && status.Signal() == syscall.SIGTERM ||
+		stopCode != 0 && status.Exited() && status.ExitStatus() == stopCode)
 }
 
 func signalGroup(pid int, sig syscall.Signal) error {
@@ -299,7 +305,12 @@ func tailFile(path string, n int) (string, error) {
 // freePort finds a loopback port that nothing listens on. Another process may take it
 // before the child binds it; the window is small enough for a development stack.
 func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return freePortOn("127.0.0.1")
+}
+
+// freePortOn is a free TCP port on the local address host.
+func freePortOn(host string) (string, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return "", fmt.Errorf("find a free port: %w", err)
 	}

@@ -48,6 +48,10 @@ type Options struct {
 	CRDDirs []string
 	// Manifests are YAML files of objects applied once the CRDs are established.
 	Manifests []string
+	// Node, when set, runs a node too (see NodeOptions): pods run, volumes are provisioned
+	// and snapshotted, NetworkPolicies are enforced. It needs root and hack/node.sh's
+	// binaries, and owns fixed host resources, so only one stack with a node runs at a time.
+	Node *NodeOptions
 	// LogOutput receives a line for each step of starting the stack; nil discards them.
 	// The processes write their own output to log files in Dir.
 	LogOutput io.Writer
@@ -63,6 +67,8 @@ type Stack struct {
 	client     client.Client
 	kcm        *Process
 	logFiles   []*os.File
+	// node is nil when the stack runs without a node.
+	node *node
 
 	mu       sync.Mutex
 	children []*Process // in start order, kube-controller-manager first
@@ -98,16 +104,69 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := s.prepareDir(); err != nil {
 		return nil, err
 	}
-	if err := s.startAPIServer(opts.CRDDirs); err != nil {
+	crdDirs := opts.CRDDirs
+	if opts.Node != nil {
+		nodeAssets, err := nodeAssetsDir(opts.Node.AssetsDir)
+		if err != nil {
+			return nil, err
+		}
+		snapshotCRDs, err := testenv.SnapshotCRDDir()
+		if err != nil {
+			return nil, err
+		}
+		crdDirs = append(slices.Clone(crdDirs), snapshotCRDs)
+		lock, err := lockHost(ctx, s.logf)
+		if err != nil {
+			return nil, err
+		}
+		// Set before prepareHost, so that Stop cleans up the host even when preparing it fails.
+		s.node = &node{assets: nodeAssets, paths: nodePaths{run: nodeRunDir, data: nodeDataDir}, lock: lock}
+		if err := prepareHost(s.logf); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.startAPIServer(crdDirs); err != nil {
 		return nil, err
 	}
 	if err := s.startControllerManager(ctx); err != nil {
 		return nil, err
 	}
+	if opts.Node != nil {
+		if err := s.startNode(ctx, *opts.Node); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.Apply(ctx, opts.Manifests...); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// configureAPIServerForNode makes the API server reachable from pods: it listens on the node
+// address (the kubernetes Service's endpoint), with a serving certificate for the Service's
+// names, service account tokens for pods and the ServiceCIDR kube-proxy serves.
+func (s *Stack) configureAPIServerForNode(apiServer *envtest.APIServer) error {
+	ca, err := writeAPIServerCerts(apiServer.CertDir)
+	if err != nil {
+		return err
+	}
+	port, err := freePortOn(NodeIP)
+	if err != nil {
+		return err
+	}
+	// envtest keeps an address only together with a port.
+	apiServer.Address, apiServer.Port = NodeIP, port
+	apiServer.CA = ca
+	apiServer.Configure().
+		// envtest disables it for want of a serviceaccount controller; the stack runs one.
+		Disable("disable-admission-plugins").
+		Set("service-cluster-ip-range", ServiceCIDR).
+		// The kubernetes Service's endpoint; by default the host's first address, where the
+		// API server does not listen.
+		Set("advertise-address", NodeIP).
+		// kubectl logs and exec reach the kubelet at the node address.
+		Set("kubelet-preferred-address-types", "InternalIP")
+	return nil
 }
 
 // assetsDir is dir, or KUBEBUILDER_ASSETS, once it is known to hold every binary.
@@ -171,10 +230,16 @@ func (s *Stack) startAPIServer(crdDirs []string) error {
 		return err
 	}
 
+	apiServer := &envtest.APIServer{Path: apiServerPath, CertDir: s.statePath("kube-apiserver"), Out: apiServerLog, Err: apiServerLog}
+	if s.node != nil {
+		if err := s.configureAPIServerForNode(apiServer); err != nil {
+			return err
+		}
+	}
 	s.env = &envtest.Environment{
 		ControlPlane: envtest.ControlPlane{
 			Etcd:        &envtest.Etcd{Path: etcdPath, DataDir: s.statePath("etcd"), Out: etcdLog, Err: etcdLog},
-			APIServer:   &envtest.APIServer{Path: apiServerPath, CertDir: s.statePath("kube-apiserver"), Out: apiServerLog, Err: apiServerLog},
+			APIServer:   apiServer,
 			KubectlPath: s.KubectlPath(),
 		},
 		CRDDirectoryPaths:        crdDirs,
@@ -333,6 +398,13 @@ func (s *Stack) stop() error {
 			errs = append(errs, err)
 		}
 	}
+	if s.node != nil {
+		// The containers outlive the kubelet and containerd; CoreDNS and the operator's pods
+		// hold watches that would keep the API server from shutting down.
+		if _, err := killNodeProcesses(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if s.env != nil {
 		if err := s.env.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop kube-apiserver and etcd: %w", err))
@@ -340,6 +412,12 @@ func (s *Stack) stop() error {
 	}
 	for _, f := range s.logFiles {
 		_ = f.Close()
+	}
+	if s.node != nil {
+		if err := cleanupHost(s.logf); err != nil {
+			errs = append(errs, fmt.Errorf("remove the node from the host: %w", err))
+		}
+		_ = s.node.lock.Close()
 	}
 	return errors.Join(errs...)
 }

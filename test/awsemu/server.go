@@ -270,17 +270,45 @@ func Start(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// checkLoopback rejects listen addresses other than 127.0.0.1: the emulator
-// accepts any credentials, so it must never be reachable from the network.
+// checkLoopback rejects listen addresses other than 127.0.0.1 and the addresses of the
+// loopback interface: the emulator accepts any credentials, so it must never be reachable
+// from the network. The local stack's node address is an alias on lo, which the node's pods
+// reach and nothing off this machine does.
 func checkLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("awsemu: listen address %q: %w", addr, err)
 	}
-	if host != "127.0.0.1" {
-		return fmt.Errorf("awsemu: listen address %q: only host 127.0.0.1 is allowed", addr)
+	if host == "127.0.0.1" || onLoopbackInterface(net.ParseIP(host)) {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("awsemu: listen address %q: only 127.0.0.1 or an address of the loopback interface is allowed", addr)
+}
+
+// onLoopbackInterface reports whether ip is assigned to a loopback interface.
+func onLoopbackInterface(ip net.IP) bool {
+	if ip == nil {
+		return false
+	}
+	interfaces, err := net.Interfaces()
+	if err != nil {
+		return false
+	}
+	for _, iface := range interfaces {
+		if iface.Flags&net.FlagLoopback == 0 {
+			continue
+		}
+		addrs, err := iface.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // URL is the endpoint to use as the SDK's BaseEndpoint, e.g.

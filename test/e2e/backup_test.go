@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+	"github.com/workspace-operator/workspace-operator/internal/localstack"
 )
 
 // agentCommand is what a Job's container runs: the agent's arguments and the environment
@@ -43,8 +44,9 @@ func runAgent(command agentCommand, localDir string, extra ...string) []byte {
 	cmd := exec.CommandContext(ctx, operatorBinary, mapped...)
 	cmd.Env = append(os.Environ(), awsEnv...)
 	// Should the pod lack an endpoint, the request goes to a dead proxy rather than to AWS:
-	// Go never proxies loopback addresses, where the emulator is.
-	cmd.Env = append(cmd.Env, "HTTP_PROXY=http://127.0.0.1:9", "HTTPS_PROXY=http://127.0.0.1:9", "NO_PROXY=")
+	// Go never proxies loopback addresses, where the emulator is, nor the node address, where
+	// it is with a node.
+	cmd.Env = append(cmd.Env, "HTTP_PROXY=http://127.0.0.1:9", "HTTPS_PROXY=http://127.0.0.1:9", "NO_PROXY="+localstack.NodeIP)
 	for _, e := range command.env {
 		cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
 	}

@@ -32,6 +32,9 @@ import (
 // logTailLines is how much of each log a failed spec prints.
 const logTailLines = 60
 
+// operatorImage is the operator binary packed as an image and imported into the node.
+const operatorImage = "localstack.workspace-operator.io/workspace-operator:dev"
+
 // The regions of the workspaces' keys and buckets, in the AWS emulator.
 const (
 	awsRegion     = "eu-west-1"
@@ -48,12 +51,16 @@ var (
 	operatorOptions localstack.OperatorOptions
 	// operatorBinary doubles as the backup agent, as in the operator's image.
 	operatorBinary string
+	// emulatorURL is the AWS emulator's endpoint for KMS and S3.
+	emulatorURL string
 	// awsEnv lets the agent's AWS SDK reach the emulator.
 	awsEnv    []string
 	k8sClient client.Client // direct, uncached: what the API server really holds
 
 	// keepWorkDir keeps the logs for a human when anything failed.
 	keepWorkDir = true
+	// noNode says why the stack runs no node; specs that need pods skip with it.
+	noNode string
 )
 
 func TestE2E(t *testing.T) {
@@ -80,10 +87,24 @@ var _ = BeforeSuite(func(setup SpecContext) {
 	Expect(localstack.BuildBinary(setup, "./test/awsemu/cmd/awsemu", emulatorBinary)).To(Succeed())
 
 	stackDir := filepath.Join(workDir, "stack")
-	By("starting etcd, kube-apiserver and kube-controller-manager with their logs in " + stackDir)
+	node, why := localstack.NodeFromEnvironment()
+	noNode = why
+	if node != nil {
+		By("packing the operator as its image, which the backup pods run")
+		archive := filepath.Join(workDir, "operator-image.tar")
+		Expect(localstack.WriteImage(localstack.Image{
+			Ref: operatorImage, Files: map[string]string{"/manager": operatorBinary},
+			Entrypoint: []string{"/manager"}, User: "65532",
+		}, archive)).To(Succeed())
+		node.Images = append(node.Images, archive)
+		By("starting etcd, kube-apiserver, kube-controller-manager and a node with their logs in " + stackDir)
+	} else {
+		By("starting etcd, kube-apiserver and kube-controller-manager with their logs in " + stackDir + " (" + why + ")")
+	}
 	certManagerCRDs, err := testenv.CertManagerCRDDir()
 	Expect(err).NotTo(HaveOccurred())
 	stack, err = localstack.Start(setup, localstack.Options{
+		Node:    node,
 		Dir:     stackDir,
 		CRDDirs: []string{testenv.OperatorCRDDir(), certManagerCRDs},
 		Manifests: []string{
@@ -99,6 +120,7 @@ var _ = BeforeSuite(func(setup SpecContext) {
 	By("starting the AWS emulator, which stands in for KMS and S3")
 	emulator, err := stack.StartAWSEmulator(setup, emulatorBinary)
 	Expect(err).NotTo(HaveOccurred())
+	emulatorURL = emulator.URL()
 
 	By("starting the operator")
 	operatorOptions = localstack.OperatorOptions{
@@ -106,6 +128,9 @@ var _ = BeforeSuite(func(setup SpecContext) {
 		Args: []string{
 			"--zap-devel", "--aws-region=" + awsRegion,
 			"--aws-replica-region=" + replicaRegion, "--replication-role-arn=arn:aws:iam::000000000000:role/replication",
+			// The node's CSI driver provisions the workspaces' volumes, as the EBS driver does on EKS.
+			"--storage-provisioner=" + localstack.CSIDriverName,
+			"--backup-image=" + operatorImage,
 		},
 		Env: append(emulator.ClientEnv(), emulator.EndpointEnv()...),
 	}
@@ -115,7 +140,7 @@ var _ = BeforeSuite(func(setup SpecContext) {
 	operator, err = stack.StartOperator(setup, operatorOptions)
 	Expect(err).NotTo(HaveOccurred())
 	keepWorkDir = false
-}, NodeTimeout(5*time.Minute))
+}, NodeTimeout(10*time.Minute))
 
 // A failed spec shows the end of the operator's and kube-controller-manager's logs, which
 // usually say why.

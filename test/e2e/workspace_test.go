@@ -177,6 +177,9 @@ var _ = Describe("The operator binary on a real control plane", Ordered, func() 
 	})
 
 	backupUndeleteSpecs()
+	firewallSpecs()
+	podSecuritySpecs()
+	chartOperatorSpecs()
 	highAvailabilitySpecs()
 	crashSafetySpecs()
 

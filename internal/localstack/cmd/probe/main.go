@@ -1,0 +1,97 @@
+// Command probe is the local stack's test workload: a TCP server, and a client whose exit
+// status says whether the network let it through. Tests run it as pods to prove what the
+// firewall allows with real connections.
+//
+//	probe serve [--listen :8080]                        answers "ok" to every connection
+//	probe dial [--after 2s] [--timeout 5s] host:port    exits 0 if the server answered
+//	probe resolve [--timeout 5s] name                   exits 0 if the name resolved
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "probe:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: probe serve|dial|resolve [flags] [argument]")
+	}
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	listen := fs.String("listen", ":8080", "address to serve on")
+	after := fs.Duration("after", 0, "wait this long first, so that the NetworkPolicy engine has seen this pod")
+	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	time.Sleep(*after)
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	switch args[0] {
+	case "serve":
+		return serve(*listen)
+	case "dial":
+		if fs.NArg() != 1 {
+			return errors.New("usage: probe dial host:port")
+		}
+		return dial(ctx, fs.Arg(0))
+	case "resolve":
+		if fs.NArg() != 1 {
+			return errors.New("usage: probe resolve name")
+		}
+		addrs, err := net.DefaultResolver.LookupHost(ctx, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		fmt.Println(strings.Join(addrs, " "))
+		return nil
+	}
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func serve(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Println("serving on", l.Addr())
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		_, _ = conn.Write([]byte("ok\n"))
+		_ = conn.Close()
+	}
+}
+
+func dial(ctx context.Context, addr string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetReadDeadline(deadline)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("connected to %s but read no answer: %w", addr, err)
+	}
+	fmt.Printf("%s answered %q\n", addr, strings.TrimSpace(line))
+	return nil
+}
