@@ -108,25 +108,12 @@ func moduleDir(module string) (string, error) {
 	return m.Dir, nil
 }
 
-// SnapshotCRDModule holds the CSI snapshot CRDs, at the version the stack's
-// snapshot-controller (external-snapshotter v8.7.0, hack/node.sh) is built against.
-const SnapshotCRDModule = "github.com/kubernetes-csi/external-snapshotter/client/v8@v8.6.0"
-
-// SnapshotCRDDir is the directory of the snapshot.storage.k8s.io CRDs (and the group
-// snapshot CRDs) in the module cache, downloading the module if needed.
+// SnapshotCRDDir is the directory of every CRD of SnapshotModule, the group snapshot ones
+// included, which a snapshot-controller watches (the local node runs one).
 func SnapshotCRDDir() (string, error) {
-	cmd := exec.Command("go", "mod", "download", "-json", SnapshotCRDModule)
-	cmd.Dir = RepoRoot()
-	out, err := cmd.Output()
+	dir, err := moduleDir(SnapshotModule)
 	if err != nil {
-		return "", fmt.Errorf("download module %s: %w", SnapshotCRDModule, err)
+		return "", err
 	}
-	var module struct{ Dir string }
-	if err := json.Unmarshal(out, &module); err != nil {
-		return "", fmt.Errorf("parse location of module %s: %w", SnapshotCRDModule, err)
-	}
-	if module.Dir == "" {
-		return "", fmt.Errorf("module %s has no directory in %q", SnapshotCRDModule, out)
-	}
-	return filepath.Join(module.Dir, "config", "crd"), nil
+	return filepath.Join(dir, "config", "crd"), nil
 }

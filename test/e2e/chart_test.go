@@ -1,20 +1,25 @@
 package e2e
 
 import (
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -25,6 +30,53 @@ import (
 
 // chartNamespace is where the chart installs the operator, as the install docs say.
 const chartNamespace = "workspace-operator-system"
+
+// moverNamespace is the data mover's namespace, which the chart creates.
+const moverNamespace = "workspace-operator-mover"
+
+// podIdentityPolicy stands in for EKS Pod Identity (or IRSA's webhook), which gives a pod
+// its ServiceAccount's AWS credentials: it adds the emulator's credentials to every pod of
+// the mover namespace. The operator sets none itself, as on EKS.
+func podIdentityPolicy() string {
+	var env strings.Builder
+	for i, kv := range awsEnv {
+		name, value, _ := strings.Cut(kv, "=")
+		if i > 0 {
+			env.WriteString(", ")
+		}
+		fmt.Fprintf(&env, "Object.spec.containers.env{name: %q, value: %q}", name, value)
+	}
+	return `apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata:
+  name: localstack-pod-identity
+spec:
+  matchConstraints:
+    resourceRules:
+      - apiGroups: [""]
+        apiVersions: [v1]
+        operations: [CREATE]
+        resources: [pods]
+    namespaceSelector:
+      matchLabels:
+        kubernetes.io/metadata.name: ` + moverNamespace + `
+  failurePolicy: Fail
+  reinvocationPolicy: Never
+  mutations:
+    - patchType: ApplyConfiguration
+      applyConfiguration:
+        expression: >-
+          Object{spec: Object.spec{containers: object.spec.containers.map(c,
+          Object.spec.containers{name: c.name, env: [` + env.String() + `]})}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicyBinding
+metadata:
+  name: localstack-pod-identity
+spec:
+  policyName: localstack-pod-identity
+`
+}
 
 // chartValues install the operator from its image on the node, with the chart's own
 // ServiceAccount, RBAC and NetworkPolicy. The firewall's API server and AWS rules name the
@@ -46,7 +98,8 @@ func chartValues(apiServer, emulator *url.URL) map[string]any {
 			"replicationRoleArn": "arn:aws:iam::000000000000:role/replication",
 			"endpoints":          map[string]any{"kms": emulator.String(), "s3": emulator.String()},
 		},
-		"storage": map[string]any{"provisioner": localstack.CSIDriverName},
+		"storage":   map[string]any{"provisioner": localstack.CSIDriverName},
+		"dataMover": map[string]any{"namespace": moverNamespace},
 		// The emulator's credentials; on EKS the ServiceAccount's IAM role gives them.
 		"extraEnv": env,
 		"networkPolicy": map[string]any{
@@ -58,6 +111,20 @@ func chartValues(apiServer, emulator *url.URL) map[string]any {
 		},
 	}
 }
+
+// emulatorEndpointEnv sends an agent run by a spec to the emulator, as the operator sends
+// the pods it creates.
+func emulatorEndpointEnv() []corev1.EnvVar {
+	var env []corev1.EnvVar
+	for _, kv := range localstack.EndpointEnv(emulatorURL) {
+		name, value, _ := strings.Cut(kv, "=")
+		env = append(env, corev1.EnvVar{Name: name, Value: value})
+	}
+	return env
+}
+
+// ledger is what the workload writes into its volume.
+const ledger = "invoice 1: 100 EUR"
 
 func mustAtoi(s string) int {
 	n, err := strconv.Atoi(s)
@@ -102,6 +169,9 @@ func chartOperatorSpecs() {
 			Expect(err).NotTo(HaveOccurred(), "helm template: %s", stderr)
 			rendered = filepath.Join(workDir, "chart.yaml")
 			Expect(os.WriteFile(rendered, out, 0o600)).To(Succeed())
+			identity := filepath.Join(workDir, "pod-identity.yaml")
+			Expect(os.WriteFile(identity, []byte(podIdentityPolicy()), 0o600)).To(Succeed())
+			Expect(stack.Apply(ctx, identity)).To(Succeed())
 
 			By("stopping the operator process, so that the chart's pod is the only operator")
 			Expect(operator.Stop()).To(Succeed())
@@ -110,11 +180,12 @@ func chartOperatorSpecs() {
 				operator, err = stack.StartOperator(ctx, operatorOptions)
 				Expect(err).NotTo(HaveOccurred())
 			})
-		})
-
-		It("runs as a pod with the chart's RBAC and makes a workspace Ready, then deletes it", func() {
 			Expect(stack.Apply(ctx, rendered)).To(Succeed())
 			DeferCleanup(func() {
+				if CurrentSpecReport().Failed() {
+					logs, _ := stack.Kubectl(ctx, "logs", "--namespace="+chartNamespace, "deployment/workspace-operator", "--tail=80").CombinedOutput()
+					fmt.Fprintf(GinkgoWriter, "\n----- last lines of the operator pod's log -----\n%s\n", logs)
+				}
 				deployment := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: chartNamespace, Name: "workspace-operator"}}
 				Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, deployment))).To(Succeed())
 				Eventually(func(g Gomega) {
@@ -123,6 +194,9 @@ func chartOperatorSpecs() {
 					g.Expect(pods.Items).To(BeEmpty(), "the operator pod has stopped and released its lease")
 				}, namespaceTimeout, interval).Should(Succeed())
 			})
+		})
+
+		It("runs as a pod with the chart's RBAC and makes a workspace Ready", func() {
 			Eventually(func(g Gomega) {
 				deployment := &appsv1.Deployment{}
 				g.Expect(k8sClient.Get(ctx, key(chartNamespace, "workspace-operator"), deployment)).To(Succeed())
@@ -135,7 +209,78 @@ func chartOperatorSpecs() {
 			})).To(Succeed())
 			ws := expectReady("charted")
 			Expect(ws.Status.Backup.Locations).To(HaveLen(2), "the pod reached KMS and S3 through its firewall")
+		})
 
+		It("backs up a volume in use through a snapshot, from the mover namespace", func() {
+			const namespace = "ws-charted"
+			claim := &corev1.PersistentVolumeClaim{
+				ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "db"},
+				Spec: corev1.PersistentVolumeClaimSpec{
+					AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+					StorageClassName: ptrTo(namespace + "-encrypted"),
+					Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: mustQuantity("1Gi")}},
+				},
+			}
+			Expect(k8sClient.Create(ctx, claim)).To(Succeed())
+			By("running a workload that writes to the volume and keeps it in use")
+			writer := probePod(namespace, "writer", corev1.RestartPolicyAlways, "write", "--file=/data/ledger.txt", "--content="+ledger)
+			writer.Spec.SecurityContext.FSGroup = ptr.To[int64](65532)
+			writer.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "db", MountPath: "/data"}}
+			writer.Spec.Volumes = []corev1.Volume{{Name: "db", VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "db"},
+			}}}
+			Expect(k8sClient.Create(ctx, writer)).To(Succeed())
+			Eventually(func(g Gomega) {
+				g.Expect(k8sClient.Get(ctx, key(namespace, "writer"), writer)).To(Succeed())
+				g.Expect(writer.Status.ContainerStatuses).NotTo(BeEmpty())
+				g.Expect(writer.Status.ContainerStatuses[0].Ready).To(BeTrue())
+			}, podTimeout, interval).Should(Succeed())
+
+			By("starting a backup now: kubectl create job --from=cronjob/backup-charted in the mover namespace")
+			Eventually(func(g Gomega) {
+				g.Expect(k8sClient.Get(ctx, key(moverNamespace, "backup-charted"), &batchv1.CronJob{})).To(Succeed())
+			}, readyTimeout, interval).Should(Succeed())
+			out, err := stack.Kubectl(ctx, "create", "job", "--namespace="+moverNamespace, "backup-now", "--from=cronjob/backup-charted").CombinedOutput()
+			Expect(err).NotTo(HaveOccurred(), "%s", out)
+
+			run := &tenancyv1alpha1.WorkspaceBackup{}
+			Eventually(func(g Gomega) {
+				g.Expect(k8sClient.Get(ctx, key(moverNamespace, "backup-now"), run)).To(Succeed())
+				g.Expect(run.Status.Phase).To(BeElementOf(tenancyv1alpha1.BackupRunSucceeded, tenancyv1alpha1.BackupRunFailed, tenancyv1alpha1.BackupRunPartiallyFailed))
+			}, 3*time.Minute, interval).Should(Succeed())
+			Expect(run.Status.Phase).To(Equal(tenancyv1alpha1.BackupRunSucceeded), "run status: %+v", run.Status)
+			Expect(run.Status.Volumes).To(HaveLen(1))
+			Expect(run.Status.Volumes[0].Bytes).To(BeNumerically(">", 0))
+
+			Eventually(func(g Gomega) {
+				job := &batchv1.Job{}
+				g.Expect(k8sClient.Get(ctx, key(moverNamespace, "backup-now"), job)).To(Succeed())
+				g.Expect(job.Status.Succeeded).To(BeNumerically("==", 1), "the request pod reports the run's success")
+			}, readyTimeout, interval).Should(Succeed())
+
+			By("leaving nothing behind: no snapshot in the tenant's namespace, no volume or pod in the mover's")
+			Eventually(func(g Gomega) {
+				snapshots := &unstructured.UnstructuredList{}
+				snapshots.SetAPIVersion("snapshot.storage.k8s.io/v1")
+				snapshots.SetKind("VolumeSnapshotList")
+				g.Expect(k8sClient.List(ctx, snapshots, client.InNamespace(namespace))).To(Succeed())
+				g.Expect(snapshots.Items).To(BeEmpty())
+				var claims corev1.PersistentVolumeClaimList
+				g.Expect(k8sClient.List(ctx, &claims, client.InNamespace(moverNamespace))).To(Succeed())
+				g.Expect(claims.Items).To(BeEmpty())
+			}, readyTimeout, interval).Should(Succeed())
+
+			By("finding the volume's backup, with its bytes, from the restore side")
+			ws := getWorkspace(Default, "charted")
+			list := runAgent(agentCommand{args: []string{"restore", "--workspace", "charted", "--list",
+				"--location", awsRegion + "=" + ws.Status.Backup.Locations[0].Bucket,
+				"--location", replicaRegion + "=" + ws.Status.Backup.Locations[1].Bucket,
+			}, env: emulatorEndpointEnv()}, GinkgoT().TempDir())
+			Expect(string(list)).To(ContainSubstring(run.Status.Volumes[0].BackupID))
+		})
+
+		It("runs the secure deletion", func() {
+			ws := getWorkspace(Default, "charted")
 			Expect(k8sClient.Delete(ctx, ws)).To(Succeed())
 			Eventually(func() bool {
 				return apierrors.IsNotFound(k8sClient.Get(ctx, key("", "charted"), &tenancyv1alpha1.Workspace{}))

@@ -5,6 +5,8 @@
 //	probe serve [--listen :8080]                        answers "ok" to every connection
 //	probe dial [--after 2s] [--timeout 5s] host:port    exits 0 if the server answered
 //	probe resolve [--timeout 5s] name                   exits 0 if the name resolved
+//	probe write --file path --content text              writes the file, then serves as serve does,
+//	                                                    keeping its volume in use
 package main
 
 import (
@@ -28,12 +30,14 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: probe serve|dial|resolve [flags] [argument]")
+		return errors.New("usage: probe serve|dial|resolve|write [flags] [argument]")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	listen := fs.String("listen", ":8080", "address to serve on")
 	after := fs.Duration("after", 0, "wait this long first, so that the NetworkPolicy engine has seen this pod")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
+	file := fs.String("file", "", "file to write")
+	content := fs.String("content", "", "what to write into the file")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -42,6 +46,15 @@ func run(args []string) error {
 	defer cancel()
 	switch args[0] {
 	case "serve":
+		return serve(*listen)
+	case "write":
+		if *file == "" {
+			return errors.New("usage: probe write --file path --content text")
+		}
+		if err := os.WriteFile(*file, []byte(*content), 0o640); err != nil {
+			return err
+		}
+		fmt.Println("wrote", *file)
 		return serve(*listen)
 	case "dial":
 		if fs.NArg() != 1 {
