@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -163,7 +164,7 @@ func chartOperatorSpecs() {
 				filepath.Join(testenv.RepoRoot(), "charts", "workspace-operator"),
 				"--namespace="+chartNamespace, "--values="+valuesFile, "--kube-version="+version.GitVersion).Output()
 			var stderr []byte
-			if exitErr, ok := err.(*exec.ExitError); ok {
+			if exitErr := (*exec.ExitError)(nil); errors.As(err, &exitErr) {
 				stderr = exitErr.Stderr
 			}
 			Expect(err).NotTo(HaveOccurred(), "helm template: %s", stderr)
