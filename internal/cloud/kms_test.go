@@ -176,7 +176,7 @@ func TestEnsureKeyRepairsDrift(t *testing.T) {
 		{
 			name: "policy replaced",
 			drift: func(c *kms.Client, id *string) error {
-				_, err := c.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: id, PolicyName: aws.String("default"), Policy: aws.String(`{"Version":"2012-10-17","Statement":[]}`)})
+				_, err := c.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: id, PolicyName: aws.String("default"), Policy: aws.String(`{"Version":"2012-10-17","Statement":[]}`), BypassPolicyLockoutSafetyCheck: true})
 				return err
 			},
 			wantRepaired: []string{"key policy restored"},
