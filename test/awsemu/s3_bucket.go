@@ -25,7 +25,7 @@ var bucketNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 // cannot store. Guarded by s3Service.mu.
 type bucketState struct {
 	region  string
-	account string // the owner
+	account string            // the owner
 	configs map[string][]byte // by sub-resource query key
 }
 
