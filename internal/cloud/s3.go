@@ -152,6 +152,11 @@ func (b *Buckets) Ensure(ctx context.Context, req BucketRequest) (Bucket, error)
 				bucket.Repaired = append(bucket.Repaired, s.what)
 			}
 		}
+		if err != nil && s.what == "bucket policy" && hasCode(err, "AccessDenied") {
+			return Bucket{}, terminalf("BucketPolicyLocked",
+				"bucket %s refuses the operator's s3:PutBucketPolicy (%v): a closed-bucket policy written by an earlier operator version denies it to every principal but the account's root user; have the root user delete it (aws s3api delete-bucket-policy --bucket %s), or grant the operator's role s3:PutBucketPolicy",
+				bucket.Name, err, bucket.Name)
+		}
 		if err != nil {
 			return Bucket{}, fmt.Errorf("bucket %s %s: %w", bucket.Name, s.what, err)
 		}
@@ -172,10 +177,13 @@ type bucketSetting struct {
 // createOrAdopt creates the bucket, or checks that an existing one is this workspace's.
 func (b *Buckets) createOrAdopt(ctx context.Context, c S3, req BucketRequest, name string) (bool, error) {
 	_, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(name)})
+	// A 403 carries no body, hence no code but "Forbidden": the bucket is another
+	// account's, or our own under a policy that refuses us. CreateBucket tells which.
+	forbidden := hasCode(err, "Forbidden", "AccessDenied")
 	switch {
 	case err == nil:
 		return false, b.checkOwned(ctx, c, req.Owner, name)
-	case !hasCode(err, "NotFound", "NoSuchBucket"):
+	case !forbidden && !hasCode(err, "NotFound", "NoSuchBucket"):
 		return false, fmt.Errorf("head bucket %s: %w", name, err)
 	}
 
@@ -185,6 +193,8 @@ func (b *Buckets) createOrAdopt(ctx context.Context, c S3, req BucketRequest, na
 	}
 	_, err = c.CreateBucket(ctx, in)
 	switch {
+	case forbidden && hasCode(err, "BucketAlreadyOwnedByYou"):
+		return false, terminalf("BucketAccessDenied", "bucket %s is this account's but refuses the operator's s3:ListBucket; check the bucket policy and the operator's IAM role", name)
 	case hasCode(err, "BucketAlreadyOwnedByYou"):
 		// An earlier attempt created it but did not get as far as tagging it.
 	case hasCode(err, "BucketAlreadyExists"):
@@ -540,6 +550,10 @@ func (b *Buckets) Exists(ctx context.Context, region, name string) (bool, error)
 	return true, nil
 }
 
+// closedBucketPolicy denies every write of data. It does not deny s3:PutBucketPolicy:
+// AWS lets only the account's root user past such a deny, so the operator could never
+// reopen the bucket for an undelete. Who may change the policy is IAM's to say: the
+// operator's role, not the workloads'.
 func closedBucketPolicy(bucket string) string {
 	bucketARN := "arn:aws:s3:::" + bucket
 	return mustJSON(map[string]any{
@@ -548,8 +562,8 @@ func closedBucketPolicy(bucket string) string {
 			denyInsecureTransport(bucketARN),
 			{
 				"Sid": "WorkspaceDeletedDenyWrites", "Effect": "Deny", "Principal": "*",
-				"Action":   []string{"s3:PutObject", "s3:RestoreObject", "s3:PutObjectTagging", "s3:PutBucketPolicy"},
-				"Resource": []string{bucketARN, bucketARN + "/*"},
+				"Action":   []string{"s3:PutObject", "s3:RestoreObject", "s3:PutObjectTagging", "s3:PutObjectVersionTagging", "s3:ReplicateObject"},
+				"Resource": []string{bucketARN + "/*"},
 			},
 		},
 	})
@@ -573,9 +587,13 @@ func mustJSON(v any) string {
 
 // bucketPolicy denies any request over plain HTTP and any upload that names an encryption
 // other than SSE-KMS with the workspace key. Uploads that name none get the bucket's
-// default encryption, which is that key.
+// default encryption, which is that key. A condition key missing from the request
+// satisfies StringNotEquals and ...IfExists alike in AWS, hence the Null conditions: without
+// them every upload without encryption headers would be denied. SSE-KMS without a key ID
+// is denied, as S3 would use the AWS managed key aws/s3 for it.
 func bucketPolicy(bucket, keyARN string) string {
 	bucketARN := "arn:aws:s3:::" + bucket
+	named := map[string]string{"s3:x-amz-server-side-encryption": "false"}
 	return mustJSON(map[string]any{
 		"Version": "2012-10-17",
 		"Statement": []map[string]any{
@@ -583,12 +601,12 @@ func bucketPolicy(bucket, keyARN string) string {
 			{
 				"Sid": "DenyUploadsNotEncryptedWithKMS", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
 				"Resource":  bucketARN + "/*",
-				"Condition": map[string]any{"StringNotEqualsIfExists": map[string]string{"s3:x-amz-server-side-encryption": "aws:kms"}},
+				"Condition": map[string]any{"StringNotEquals": map[string]string{"s3:x-amz-server-side-encryption": "aws:kms"}, "Null": named},
 			},
 			{
 				"Sid": "DenyUploadsUnderOtherKeys", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
 				"Resource":  bucketARN + "/*",
-				"Condition": map[string]any{"StringNotEqualsIfExists": map[string]string{"s3:x-amz-server-side-encryption-aws-kms-key-id": keyARN}},
+				"Condition": map[string]any{"StringNotEquals": map[string]string{"s3:x-amz-server-side-encryption-aws-kms-key-id": keyARN}, "Null": named},
 			},
 		},
 	})
