@@ -241,6 +241,11 @@ func TestEnsureBucketAdoptsAnUntaggedBucketFromACrash(t *testing.T) {
 	if n := len(e.emu.Buckets()); n != 1 {
 		t.Errorf("%d buckets, want 1", n)
 	}
+	// Adopted with its tags: the next cluster or workspace to meet it can tell whose it is.
+	tags, err := e.s3[primary].GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String(bucket.Name)})
+	if err != nil || len(tags.TagSet) != 3 {
+		t.Errorf("tags of the adopted bucket = %+v, %v", tags, err)
+	}
 }
 
 func TestEnsureBucketReplication(t *testing.T) {
