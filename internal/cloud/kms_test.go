@@ -248,3 +248,25 @@ func TestScheduleKeyDeletion(t *testing.T) {
 		t.Errorf("unconfigured region: %v", err)
 	}
 }
+
+// KMS is eventually consistent: a DescribeKey by alias may answer NotFound for a while
+// after the key's ARN is already recorded. That must never create a second key.
+func TestEnsureKeyTrustsTheRecordedARN(t *testing.T) {
+	e := newEnv(t, "")
+	first := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
+	e.emu.Inject(awsemu.Fault{Service: "kms", Operation: "DescribeKey", Kind: awsemu.NotYetVisible, Times: 1})
+	second, err := e.keys.Ensure(context.Background(), cloud.KeyRequest{Owner: owner, Region: primary, ARN: first.ARN})
+	if err == nil && second.ARN != first.ARN {
+		t.Errorf("ensure answered key %s, want the recorded %s", second.ARN, first.ARN)
+	}
+	if n := len(e.keysIn(primary)); n != 1 {
+		t.Errorf("%d keys after a stale DescribeKey, want 1", n)
+	}
+	if err != nil && cloud.IsTerminal(err) {
+		t.Errorf("a stale read is not terminal: %v", err)
+	}
+	// Once visible, the recorded key is used.
+	if again := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary, ARN: first.ARN}); again.ARN != first.ARN || again.Created {
+		t.Errorf("ensure = %+v", again)
+	}
+}
