@@ -337,6 +337,17 @@ func (k *Keys) ScheduleDeletion(ctx context.Context, owner Owner, region string,
 	if meta.KeyState == kmstypes.KeyStatePendingDeletion {
 		return meta.DeletionDate, nil
 	}
+	// The alias names no cluster: another cluster's workspace of the same name in this
+	// account and region may be behind it, and its data must not be destroyed.
+	tags, err := k.tags(ctx, c, aws.ToString(meta.KeyId))
+	if err != nil {
+		return nil, err
+	}
+	if !owner.owns(tags) {
+		return nil, terminalf("KeyOwnedElsewhere",
+			"key %s behind alias %s is tagged for cluster %q, workspace %q, not workspace %s of cluster %s; the operator will not schedule its deletion",
+			aws.ToString(meta.KeyId), alias, tags[TagCluster], tags[TagWorkspace], owner.Workspace, owner.Cluster)
+	}
 	scheduled, err := c.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{
 		KeyId:               meta.KeyId,
 		PendingWindowInDays: aws.Int32(int32(window / (24 * time.Hour))),

@@ -270,3 +270,18 @@ func TestEnsureKeyTrustsTheRecordedARN(t *testing.T) {
 		t.Errorf("ensure = %+v", again)
 	}
 }
+
+// Two clusters in one account and region (blue/green) meet under the same alias: deleting
+// a workspace on one must never schedule the deletion of the other's key.
+func TestScheduleDeletionRefusesAKeyOfAnotherCluster(t *testing.T) {
+	e := newEnv(t, "")
+	ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
+	green := cloud.Owner{Cluster: "green", Workspace: owner.Workspace}
+	_, err := e.keys.ScheduleDeletion(context.Background(), green, primary, 7*24*time.Hour)
+	if !cloud.IsTerminal(err) || cloud.ErrorCode(err) != "KeyOwnedElsewhere" {
+		t.Errorf("err = %v, want terminal KeyOwnedElsewhere", err)
+	}
+	if state := e.keysIn(primary)[0].State; state != "Enabled" {
+		t.Errorf("the other cluster's key is %s", state)
+	}
+}
