@@ -481,7 +481,7 @@ type lifecycleRule struct {
 }
 
 func normaliseRule(r s3types.LifecycleRule) lifecycleRule {
-	n := lifecycleRule{status: r.Status, prefix: aws.ToString(r.Prefix)}
+	n := lifecycleRule{status: r.Status, prefix: aws.ToString(r.Prefix)} //nolint:staticcheck // S3 still answers rules written with the legacy rule-level prefix
 	if r.Filter != nil {
 		n.prefix += aws.ToString(r.Filter.Prefix)
 	}
