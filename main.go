@@ -71,6 +71,8 @@ type options struct {
 	burst                   int
 	defaultIssuer           string
 	ingressNamespaces       string
+	clusterPodCIDRs         string
+	clusterServiceCIDRs     string
 	dnsPodLabels            string
 	storageParameters       string
 	awsEndpoint             string
@@ -100,6 +102,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.burst, "kube-api-burst", 2000, "Burst of requests to the API server.")
 	fs.StringVar(&o.config.NamespacePrefix, "namespace-prefix", defaults.NamespacePrefix, "Prefix of a workspace's namespace name, before the Workspace name.")
 	fs.StringVar(&o.ingressNamespaces, "ingress-namespaces", strings.Join(defaults.IngressNamespaces, ","), "Comma-separated namespaces allowed to send ingress traffic to workspaces that name none.")
+	fs.StringVar(&o.clusterPodCIDRs, "cluster-pod-cidrs", "", "Comma-separated pod CIDRs of the cluster, cut out of every workspace egress rule.")
+	fs.StringVar(&o.clusterServiceCIDRs, "cluster-service-cidrs", "", "Comma-separated Service CIDRs of the cluster, cut out of every workspace egress rule.")
 	fs.StringVar(&o.config.DNSNamespace, "dns-namespace", defaults.DNSNamespace, "Namespace of the cluster DNS pods.")
 	fs.StringVar(&o.dnsPodLabels, "dns-pod-labels", labels.Set(defaults.DNSPodLabels).String(), "Comma-separated key=value labels selecting the cluster DNS pods.")
 	fs.StringVar(&o.defaultIssuer, "default-issuer", "ClusterIssuer/"+defaults.DefaultIssuer.Name, "cert-manager issuer for workspaces that name none, as Kind/name (Issuer or ClusterIssuer).")
@@ -135,6 +139,7 @@ func parseFlags(args []string) (*options, error) {
 	}
 
 	o.config.IngressNamespaces = splitList(o.ingressNamespaces)
+	o.config.ClusterCIDRs = append(splitList(o.clusterPodCIDRs), splitList(o.clusterServiceCIDRs)...)
 	podLabels, err := labels.ConvertSelectorToLabelsMap(o.dnsPodLabels)
 	if err != nil {
 		return nil, fmt.Errorf("--dns-pod-labels: %w", err)

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -23,6 +24,10 @@ type Config struct {
 	// workspace pods may query.
 	DNSNamespace string
 	DNSPodLabels map[string]string
+	// ClusterCIDRs are the cluster's pod and service ranges, cut out of every egress rule
+	// like the cloud metadata address, so that a workspace's egress to the internet never
+	// reaches the rest of the cluster.
+	ClusterCIDRs []string
 
 	// DefaultIssuer signs certificates for workspaces whose spec names no issuer.
 	DefaultIssuer tenancyv1alpha1.IssuerReference
@@ -125,6 +130,11 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	if errs := validation.IsDNS1123Label(strings.TrimSuffix(c.NamespacePrefix, "-") + "x"); c.NamespacePrefix != "" && len(errs) > 0 {
 		return fmt.Errorf("namespace prefix %q: %s", c.NamespacePrefix, strings.Join(errs, "; "))
+	}
+	for _, cidr := range c.ClusterCIDRs {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			return fmt.Errorf("cluster pod or service CIDR %q: %w", cidr, err)
+		}
 	}
 	for _, ns := range append([]string{c.DNSNamespace}, c.IngressNamespaces...) {
 		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {

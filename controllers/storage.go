@@ -102,9 +102,14 @@ func (r *WorkspaceReconciler) reconcileEncryption(ctx context.Context, ws *tenan
 
 // ensureKey provisions or checks the key in one region and records it in status.
 func (r *WorkspaceReconciler) ensureKey(ctx context.Context, ws *tenancyv1alpha1.Workspace, region string, interrupted bool) error {
+	var recorded string
+	if entry := findKey(ws, region); entry != nil {
+		recorded = entry.ARN
+	}
 	key, err := r.Keys.Ensure(ctx, cloud.KeyRequest{
 		Owner:         r.Config.Storage.owner(ws),
 		Region:        region,
+		ARN:           recorded,
 		MayHaveOrphan: interrupted,
 		BeforeCreate:  func(ctx context.Context) error { return r.markKeyCreation(ctx, ws) },
 	})

@@ -51,6 +51,10 @@ func NewKeys(clients map[string]KMS, aliasPrefix, policy string) *Keys {
 type KeyRequest struct {
 	Owner  Owner
 	Region string
+	// ARN is the key recorded for the workspace in this region, if any. It is looked up
+	// first and trusted: KMS is eventually consistent, and an alias lookup that briefly
+	// answers NotFound must not lead to a second key.
+	ARN string
 	// MayHaveOrphan says an earlier CreateKey for this workspace and region may have
 	// succeeded without its answer reaching the operator (a crash, a lost response), so a
 	// missing alias must first be looked for among the keys by tag.
@@ -125,6 +129,21 @@ func (k *Keys) Ensure(ctx context.Context, req KeyRequest) (Key, error) {
 // find returns the key behind the workspace's alias, or an orphan key tagged for the
 // workspace that a lost CreateKey left behind, in which case it also gets the alias.
 func (k *Keys) find(ctx context.Context, c KMS, req KeyRequest, alias string) (*kmstypes.KeyMetadata, error) {
+	if req.ARN != "" {
+		out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(req.ARN)})
+		switch {
+		case err == nil:
+			// The alias exists: the ARN is recorded only after Ensure created it.
+			return out.KeyMetadata, nil
+		case hasCode(err, "NotFoundException"):
+			// Not yet visible, or deleted: either way, creating another key would
+			// silently replace the one the workspace's data is encrypted with.
+			return nil, fmt.Errorf("key %s recorded for workspace %s is not found in %s (a new key not visible yet, or a deleted one): %w",
+				req.ARN, req.Owner.Workspace, req.Region, err)
+		default:
+			return nil, fmt.Errorf("describe key %s: %w", req.ARN, err)
+		}
+	}
 	out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(alias)})
 	if err == nil {
 		return out.KeyMetadata, nil
@@ -317,6 +336,17 @@ func (k *Keys) ScheduleDeletion(ctx context.Context, owner Owner, region string,
 	meta := out.KeyMetadata
 	if meta.KeyState == kmstypes.KeyStatePendingDeletion {
 		return meta.DeletionDate, nil
+	}
+	// The alias names no cluster: another cluster's workspace of the same name in this
+	// account and region may be behind it, and its data must not be destroyed.
+	tags, err := k.tags(ctx, c, aws.ToString(meta.KeyId))
+	if err != nil {
+		return nil, err
+	}
+	if !owner.owns(tags) {
+		return nil, terminalf("KeyOwnedElsewhere",
+			"key %s behind alias %s is tagged for cluster %q, workspace %q, not workspace %s of cluster %s; the operator will not schedule its deletion",
+			aws.ToString(meta.KeyId), alias, tags[TagCluster], tags[TagWorkspace], owner.Workspace, owner.Cluster)
 	}
 	scheduled, err := c.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{
 		KeyId:               meta.KeyId,

@@ -176,7 +176,7 @@ func TestEnsureKeyRepairsDrift(t *testing.T) {
 		{
 			name: "policy replaced",
 			drift: func(c *kms.Client, id *string) error {
-				_, err := c.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: id, PolicyName: aws.String("default"), Policy: aws.String(`{"Version":"2012-10-17","Statement":[]}`)})
+				_, err := c.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: id, PolicyName: aws.String("default"), Policy: aws.String(`{"Version":"2012-10-17","Statement":[]}`), BypassPolicyLockoutSafetyCheck: true})
 				return err
 			},
 			wantRepaired: []string{"key policy restored"},
@@ -246,5 +246,42 @@ func TestScheduleKeyDeletion(t *testing.T) {
 	}
 	if _, err := e.keys.Ensure(ctx, cloud.KeyRequest{Owner: owner, Region: "ap-south-1"}); !errors.As(err, new(*cloud.Error)) {
 		t.Errorf("unconfigured region: %v", err)
+	}
+}
+
+// KMS is eventually consistent: a DescribeKey by alias may answer NotFound for a while
+// after the key's ARN is already recorded. That must never create a second key.
+func TestEnsureKeyTrustsTheRecordedARN(t *testing.T) {
+	e := newEnv(t, "")
+	first := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
+	e.emu.Inject(awsemu.Fault{Service: "kms", Operation: "DescribeKey", Kind: awsemu.NotYetVisible, Times: 1})
+	second, err := e.keys.Ensure(context.Background(), cloud.KeyRequest{Owner: owner, Region: primary, ARN: first.ARN})
+	if err == nil && second.ARN != first.ARN {
+		t.Errorf("ensure answered key %s, want the recorded %s", second.ARN, first.ARN)
+	}
+	if n := len(e.keysIn(primary)); n != 1 {
+		t.Errorf("%d keys after a stale DescribeKey, want 1", n)
+	}
+	if err != nil && cloud.IsTerminal(err) {
+		t.Errorf("a stale read is not terminal: %v", err)
+	}
+	// Once visible, the recorded key is used.
+	if again := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary, ARN: first.ARN}); again.ARN != first.ARN || again.Created {
+		t.Errorf("ensure = %+v", again)
+	}
+}
+
+// Two clusters in one account and region (blue/green) meet under the same alias: deleting
+// a workspace on one must never schedule the deletion of the other's key.
+func TestScheduleDeletionRefusesAKeyOfAnotherCluster(t *testing.T) {
+	e := newEnv(t, "")
+	ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
+	green := cloud.Owner{Cluster: "green", Workspace: owner.Workspace}
+	_, err := e.keys.ScheduleDeletion(context.Background(), green, primary, 7*24*time.Hour)
+	if !cloud.IsTerminal(err) || cloud.ErrorCode(err) != "KeyOwnedElsewhere" {
+		t.Errorf("err = %v, want terminal KeyOwnedElsewhere", err)
+	}
+	if state := e.keysIn(primary)[0].State; state != "Enabled" {
+		t.Errorf("the other cluster's key is %s", state)
 	}
 }

@@ -149,6 +149,9 @@ func (k *kmsService) createKey(region string, in *createKeyInput) (any, error) {
 		if err := validateKeyPolicy(*in.Policy); err != nil {
 			return nil, err
 		}
+		if err := k.checkLockout(*in.Policy, in.BypassPolicyLockoutSafetyCheck); err != nil {
+			return nil, err
+		}
 		policy = *in.Policy
 	}
 	tags := map[string]string{}
@@ -433,6 +436,9 @@ func (k *kmsService) putKeyPolicy(region string, in *keyPolicyInput) (any, error
 	if err := validateKeyPolicy(in.Policy); err != nil {
 		return nil, err
 	}
+	if err := k.checkLockout(in.Policy, in.BypassPolicyLockoutSafetyCheck); err != nil {
+		return nil, err
+	}
 	key, err := k.resolveKey(region, in.KeyId, false)
 	if err != nil {
 		return nil, err
@@ -445,8 +451,25 @@ func (k *kmsService) defaultKeyPolicy() string {
 	return fmt.Sprintf(`{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::%s:root"},"Action":"kms:*","Resource":"*"}]}`, k.accountID)
 }
 
+// checkLockout is KMS's policy lockout safety check: a key policy must let the principal
+// setting it (or, through IAM, every principal of the account) put the key policy again.
+// Keys' policies are otherwise stored, not evaluated.
+func (k *kmsService) checkLockout(policy string, bypass bool) error {
+	if bypass {
+		return nil
+	}
+	doc, err := parsePolicy([]byte(policy))
+	if err == nil && doc.evaluate(authzRequest{principal: k.caller, action: "kms:PutKeyPolicy", resource: "*", context: map[string]string{
+		"aws:PrincipalArn": k.caller.arn, "aws:PrincipalAccount": k.caller.account,
+	}}) == allowed {
+		return nil
+	}
+	return newError(http.StatusBadRequest, "MalformedPolicyDocumentException",
+		"The new key policy will not allow you to update the key policy in the future.")
+}
+
 // validateKeyPolicy checks what KMS checks syntactically: a JSON object with
-// statements. Policies are stored, never evaluated.
+// statements.
 func validateKeyPolicy(policy string) error {
 	if policy == "" {
 		return kmsValidationError("1 validation error detected: Value null at 'policy' failed to satisfy constraint: Member must not be null")

@@ -543,7 +543,20 @@ func TestKeyPolicyAndRotation(t *testing.T) {
 	if !strings.Contains(aws.ToString(got.Policy), "arn:aws:iam::000000000000:root") || aws.ToString(got.PolicyName) != "default" {
 		t.Errorf("default policy = %q (%q)", aws.ToString(got.Policy), aws.ToString(got.PolicyName))
 	}
-	policy, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*"}}})
+	// KMS's lockout safety check refuses a policy that would keep the caller from ever
+	// changing it again, unless asked to bypass the check.
+	lockout, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*"}}})
+	_, err = client.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: &id, Policy: aws.String(string(lockout))})
+	wantCode(t, err, "MalformedPolicyDocumentException")
+	_, err = client.CreateKey(ctx, &kms.CreateKeyInput{Policy: aws.String(string(lockout))})
+	wantCode(t, err, "MalformedPolicyDocumentException")
+	onlyBackup, _ := json.Marshal(map[string]any{"Statement": []any{map[string]any{"Effect": "Allow", "Principal": map[string]any{"AWS": srv.PrincipalARN(awsemu.BackupAccessKeyID)}, "Action": "kms:*", "Resource": "*"}}})
+	_, err = client.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: &id, Policy: aws.String(string(onlyBackup))})
+	wantCode(t, err, "MalformedPolicyDocumentException")
+	if _, err := client.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: &id, Policy: aws.String(string(lockout)), BypassPolicyLockoutSafetyCheck: true}); err != nil {
+		t.Fatalf("PutKeyPolicy bypassing the lockout check: %v", err)
+	}
+	policy, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{"Effect": "Allow", "Principal": map[string]any{"AWS": srv.PrincipalARN(awsemu.OperatorAccessKeyID)}, "Action": []string{"kms:PutKeyPolicy", "kms:Describe*"}, "Resource": "*"}}})
 	if _, err := client.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: &id, Policy: aws.String(string(policy))}); err != nil {
 		t.Fatalf("PutKeyPolicy: %v", err)
 	}

@@ -87,6 +87,9 @@ func (s *s3Service) route(c *s3Call) error {
 	if err != nil {
 		return err
 	}
+	if err := s.authorize(c, st); err != nil {
+		return err
+	}
 	q := c.r.URL.Query()
 	if c.key == "" {
 		if sub, ok := findSubresource(bucketSubresources, q); ok {

@@ -97,6 +97,8 @@ leaderElection.enabled says.
 {{- end }}
 - {{ printf "--namespace-prefix=%s" $v.namespacePrefix | quote }}
 - {{ printf "--ingress-namespaces=%s" (join "," $v.ingressNamespaces) | quote }}
+- {{ printf "--cluster-pod-cidrs=%s" (join "," $v.clusterPodCIDRs) | quote }}
+- {{ printf "--cluster-service-cidrs=%s" (join "," $v.clusterServiceCIDRs) | quote }}
 - {{ printf "--dns-namespace=%s" $v.dnsNamespace | quote }}
 {{- $labels := list }}
 {{- range $key, $value := $v.dnsPodLabels }}
