@@ -210,7 +210,6 @@ func startMinIO(t *testing.T) *s3.Client {
 	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
 }
 
-
 func hasCode(err error, code string) bool {
 	return cloud.ErrorCode(err) == code
 }
