@@ -84,6 +84,10 @@ test-unit: ## Run the tests that need no control plane.
 test-crosscheck: ## Run the AWS clients against local-kms and MinIO (servers this project did not write).
 	$(CROSSCHECK) go test $(GO_TEST_FLAGS) ./test/crosscheck/... -v
 
+.PHONY: test-aws
+test-aws: ## Opt-in: run the AWS clients against a real account (needs credentials with config/iam/test-aws.json, WORKSPACE_OPERATOR_AWS_REGION; never in CI).
+	WORKSPACE_OPERATOR_AWS_TEST=1 go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./test/aws/... -v
+
 .PHONY: test-e2e
 test-e2e: ## Run only the end-to-end suite.
 	KUBEBUILDER_ASSETS="$(ASSETS)" go test $(GO_TEST_FLAGS) ./test/e2e/... -v -ginkgo.v
