@@ -5,7 +5,7 @@
 // permissions of config/iam/test-aws.json, creates only keys and buckets it
 // names with a random run ID, and removes them when it ends (buckets deleted,
 // keys scheduled for deletion after KMS's minimum of 7 days, aliases deleted).
-package aws
+package realaws
 
 import (
 	"context"

@@ -44,7 +44,7 @@ var kmsDifferences = []difference{
 		aws:         "ok (PolicyName defaults to default)",
 		localKMS:    "ValidationException",
 		consequence: "none: the operator always names the policy",
-		probe: func(t *testing.T, c *kms.Client, keyID string) string {
+		probe: func(_ *testing.T, c *kms.Client, keyID string) string {
 			_, err := c.GetKeyPolicy(context.Background(), &kms.GetKeyPolicyInput{KeyId: aws.String(keyID)})
 			return codeOrOK(err, "ok (PolicyName defaults to default)")
 		},
@@ -54,7 +54,7 @@ var kmsDifferences = []difference{
 		aws:         "ValidationException (alias names allow letters, digits, /, _ and -)",
 		localKMS:    "ok",
 		consequence: "an alias prefix with a dot passes here and fails on AWS; the chart's schema must refuse it",
-		probe: func(t *testing.T, c *kms.Client, keyID string) string {
+		probe: func(_ *testing.T, c *kms.Client, keyID string) string {
 			_, err := c.CreateAlias(context.Background(), &kms.CreateAliasInput{AliasName: aws.String("alias/with.dot"), TargetKeyId: aws.String(keyID)})
 			return codeOrOK(err, "ok")
 		},
@@ -80,7 +80,7 @@ var kmsDifferences = []difference{
 		aws:         "MalformedPolicyDocumentException (the policy lockout safety check)",
 		localKMS:    "ok",
 		consequence: "the lockout check of config/iam/kms-key-policy.json is proven only by make test-aws",
-		probe: func(t *testing.T, c *kms.Client, keyID string) string {
+		probe: func(_ *testing.T, c *kms.Client, keyID string) string {
 			lockout := `{"Version":"2012-10-17","Statement":[{"Sid":"Nobody","Effect":"Allow",` +
 				`"Principal":{"AWS":"arn:aws:iam::999999999999:root"},"Action":"kms:Decrypt","Resource":"*"}]}`
 			_, err := c.PutKeyPolicy(context.Background(), &kms.PutKeyPolicyInput{KeyId: aws.String(keyID), PolicyName: aws.String("default"), Policy: aws.String(lockout)})
@@ -92,7 +92,7 @@ var kmsDifferences = []difference{
 		aws:         "UnrecognizedClientException",
 		localKMS:    "ok",
 		consequence: "credential and IAM errors (terminal in cloud.IsTerminal) cannot be produced here",
-		probe: func(t *testing.T, c *kms.Client, keyID string) string {
+		probe: func(_ *testing.T, c *kms.Client, keyID string) string {
 			_, err := c.DescribeKey(context.Background(), &kms.DescribeKeyInput{KeyId: aws.String(keyID)}, func(o *kms.Options) {
 				o.Credentials = credentials.NewStaticCredentialsProvider("AKIANOSUCHKEY", "not-the-secret", "")
 			})

@@ -120,7 +120,7 @@ func start(t *testing.T, name string, cmd *exec.Cmd, url string) {
 		}
 		resp, err := http.Get(url)
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			return
 		}
 		if time.Now().After(deadline) {
