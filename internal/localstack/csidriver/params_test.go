@@ -3,10 +3,10 @@
 package csidriver
 
 import (
-	"github.com/container-storage-interface/spec/lib/go/csi"
 	"strings"
 	"testing"
 
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/google/go-cmp/cmp"
 )
 
