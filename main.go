@@ -116,7 +116,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&storage.ReplicationRoleARN, "replication-role-arn", "", "IAM role S3 replication assumes; required with --aws-replica-region.")
 	fs.StringVar(&o.awsEndpoint, "aws-endpoint-url", "", "Endpoint for every AWS service, for VPC endpoints or a local emulator; empty uses AWS's.")
 	fs.DurationVar(&storage.DriftCheckInterval, "aws-drift-check-interval", defaults.Storage.DriftCheckInterval, "How often each workspace's keys and buckets are read back from AWS and repaired (jittered).")
-	fs.StringVar(&o.kmsAliasPrefix, "kms-alias-prefix", "workspace-operator", "Workspace keys get the alias alias/<prefix>/<workspace>.")
+	fs.StringVar(&o.kmsAliasPrefix, "kms-alias-prefix", "workspace-operator", "Workspace keys get the alias alias/<prefix>/<cluster>/<workspace>.")
 	fs.StringVar(&o.kmsKeyPolicyFile, "kms-key-policy-file", "", "JSON key policy for workspace keys; empty keeps KMS's default policy.")
 	fs.StringVar(&o.bucketPrefix, "bucket-prefix", "wso", "Prefix of workspace bucket names, which must be unique across AWS.")
 	fs.StringVar(&storage.Provisioner, "storage-provisioner", defaults.Storage.Provisioner, "CSI provisioner of the workspaces' encrypted StorageClasses.")

@@ -166,7 +166,7 @@ func (r *WorkspaceReconciler) scheduleKeyDeletion(ctx context.Context, ws *tenan
 		if key.DeletionDate != nil {
 			continue
 		}
-		date, err := r.Keys.ScheduleDeletion(ctx, owner, key.Region, r.Config.PurgeWindow)
+		date, err := r.Keys.ScheduleDeletion(ctx, owner, key.Region, key.ARN, r.Config.PurgeWindow)
 		if err != nil {
 			return false, awsFailure("KMS", err)
 		}

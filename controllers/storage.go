@@ -23,7 +23,7 @@ import (
 // in production).
 type KeyService interface {
 	Ensure(ctx context.Context, req cloud.KeyRequest) (cloud.Key, error)
-	ScheduleDeletion(ctx context.Context, owner cloud.Owner, region string, window time.Duration) (*time.Time, error)
+	ScheduleDeletion(ctx context.Context, owner cloud.Owner, region, arn string, window time.Duration) (*time.Time, error)
 }
 
 // storageClassName is the workspace's encrypted StorageClass.
@@ -102,14 +102,15 @@ func (r *WorkspaceReconciler) reconcileEncryption(ctx context.Context, ws *tenan
 
 // ensureKey provisions or checks the key in one region and records it in status.
 func (r *WorkspaceReconciler) ensureKey(ctx context.Context, ws *tenancyv1alpha1.Workspace, region string, interrupted bool) error {
-	var recorded string
+	var recorded tenancyv1alpha1.KeyStatus
 	if entry := findKey(ws, region); entry != nil {
-		recorded = entry.ARN
+		recorded = *entry
 	}
 	key, err := r.Keys.Ensure(ctx, cloud.KeyRequest{
 		Owner:         r.Config.Storage.owner(ws),
 		Region:        region,
-		ARN:           recorded,
+		ARN:           recorded.ARN,
+		Alias:         recorded.Alias,
 		MayHaveOrphan: interrupted,
 		BeforeCreate:  func(ctx context.Context) error { return r.markKeyCreation(ctx, ws) },
 	})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -41,8 +42,8 @@ type Keys struct {
 }
 
 // NewKeys manages keys through one client per region. aliasPrefix namespaces the aliases
-// (alias/<aliasPrefix>/<workspace>); policy is the key policy document, empty for KMS's
-// default (the account's root principal administers the key).
+// (alias/<aliasPrefix>/<cluster>/<workspace>); policy is the key policy document, empty
+// for KMS's default (the account's root principal administers the key).
 func NewKeys(clients map[string]KMS, aliasPrefix, policy string) *Keys {
 	return &Keys{clients: clients, aliasPrefix: aliasPrefix, policy: policy}
 }
@@ -55,6 +56,9 @@ type KeyRequest struct {
 	// first and trusted: KMS is eventually consistent, and an alias lookup that briefly
 	// answers NotFound must not lead to a second key.
 	ARN string
+	// Alias is the alias recorded with ARN. A key recorded under another one (the alias
+	// before it named the cluster) also gets the current alias.
+	Alias string
 	// MayHaveOrphan says an earlier CreateKey for this workspace and region may have
 	// succeeded without its answer reaching the operator (a crash, a lost response), so a
 	// missing alias must first be looked for among the keys by tag.
@@ -78,9 +82,30 @@ type Key struct {
 	Repaired []string
 }
 
-// Alias is the deterministic alias of a workspace's key.
-func (k *Keys) Alias(workspace string) string {
+// Alias is the deterministic alias of a workspace's key. It names the cluster: two
+// clusters in one account and region (blue/green) may both have a workspace of that name.
+func (k *Keys) Alias(owner Owner) string {
+	return fmt.Sprintf("alias/%s/%s/%s", k.aliasPrefix, aliasSegment(owner.Cluster), owner.Workspace)
+}
+
+// legacyAlias is the alias keys were created under before it named the cluster. Such a
+// key keeps it (an earlier operator version, after a rollback, finds the key by it; KMS
+// deletes it with the key), and is found by it when its ARN is not recorded. Another
+// cluster's key may be behind it: a key is ours only if its tags say so.
+func (k *Keys) legacyAlias(workspace string) string {
 	return fmt.Sprintf("alias/%s/%s", k.aliasPrefix, workspace)
+}
+
+// aliasSegment maps a cluster name to the characters KMS allows in an alias (letters,
+// digits, '/', '_', '-'); cluster names may also hold dots. Two names that map alike
+// share aliases, which the tag check turns into KeyOwnedElsewhere, never into adoption.
+func aliasSegment(cluster string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9') {
+			return r
+		}
+		return '_'
+	}, cluster)
 }
 
 func (k *Keys) client(region string) (KMS, error) {
@@ -98,7 +123,7 @@ func (k *Keys) Ensure(ctx context.Context, req KeyRequest) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
-	alias := k.Alias(req.Owner.Workspace)
+	alias := k.Alias(req.Owner)
 	key := Key{Alias: alias, Region: req.Region}
 
 	meta, err := k.find(ctx, c, req, alias)
@@ -126,14 +151,21 @@ func (k *Keys) Ensure(ctx context.Context, req KeyRequest) (Key, error) {
 	return key, nil
 }
 
-// find returns the key behind the workspace's alias, or an orphan key tagged for the
-// workspace that a lost CreateKey left behind, in which case it also gets the alias.
+// find returns the key recorded for the workspace, the key behind its alias (or behind
+// its legacy alias, if tagged for it), or an orphan key tagged for the workspace that a
+// lost CreateKey left behind. The key found gets the alias if it lacks it.
 func (k *Keys) find(ctx context.Context, c KMS, req KeyRequest, alias string) (*kmstypes.KeyMetadata, error) {
 	if req.ARN != "" {
 		out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(req.ARN)})
 		switch {
 		case err == nil:
-			// The alias exists: the ARN is recorded only after Ensure created it.
+			// The recorded alias exists: the ARN is recorded only after Ensure created
+			// it. A key recorded under the legacy alias gets the current one.
+			if req.Alias != alias {
+				if err := k.addAlias(ctx, c, alias, out.KeyMetadata); err != nil {
+					return nil, err
+				}
+			}
 			return out.KeyMetadata, nil
 		case hasCode(err, "NotFoundException"):
 			// Not yet visible, or deleted: either way, creating another key would
@@ -144,12 +176,15 @@ func (k *Keys) find(ctx context.Context, c KMS, req KeyRequest, alias string) (*
 			return nil, fmt.Errorf("describe key %s: %w", req.ARN, err)
 		}
 	}
-	out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(alias)})
-	if err == nil {
-		return out.KeyMetadata, nil
+	meta, err := k.lookup(ctx, c, req.Owner, req.Region)
+	if err != nil || meta != nil {
+		return meta, err
 	}
-	if !hasCode(err, "NotFoundException") {
-		return nil, fmt.Errorf("describe key %s in %s: %w", alias, req.Region, err)
+	if legacy, err := k.lookupLegacy(ctx, c, req.Owner, req.Region); err != nil || legacy != nil {
+		if err == nil {
+			err = k.createAlias(ctx, c, alias, legacy)
+		}
+		return legacy, err
 	}
 	if !req.MayHaveOrphan {
 		return nil, nil
@@ -162,6 +197,57 @@ func (k *Keys) find(ctx context.Context, c KMS, req KeyRequest, alias string) (*
 		return nil, err
 	}
 	return orphan, nil
+}
+
+// lookup is the key behind the workspace's alias, nil if there is none.
+func (k *Keys) lookup(ctx context.Context, c KMS, owner Owner, region string) (*kmstypes.KeyMetadata, error) {
+	alias := k.Alias(owner)
+	out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(alias)})
+	switch {
+	case err == nil:
+		return out.KeyMetadata, nil
+	case hasCode(err, "NotFoundException"):
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("describe key %s in %s: %w", alias, region, err)
+	}
+}
+
+// lookupLegacy is the key behind the workspace's legacy alias if it is tagged for this
+// workspace of this cluster, nil otherwise: that alias is shared by every cluster of the
+// account and region, so another cluster's key behind it is no conflict, just not ours.
+func (k *Keys) lookupLegacy(ctx context.Context, c KMS, owner Owner, region string) (*kmstypes.KeyMetadata, error) {
+	legacy := k.legacyAlias(owner.Workspace)
+	out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(legacy)})
+	switch {
+	case hasCode(err, "NotFoundException"):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("describe key %s in %s: %w", legacy, region, err)
+	}
+	tags, err := k.tags(ctx, c, aws.ToString(out.KeyMetadata.KeyId))
+	if err != nil || !owner.owns(tags) {
+		return nil, err
+	}
+	return out.KeyMetadata, nil
+}
+
+// addAlias gives key the alias unless it has it already. An alias that names another
+// key is a conflict for a human: repointing it could hand the workspace's volumes a key
+// that is not its own.
+func (k *Keys) addAlias(ctx context.Context, c KMS, alias string, key *kmstypes.KeyMetadata) error {
+	out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(alias)})
+	switch {
+	case hasCode(err, "NotFoundException"):
+		return k.createAlias(ctx, c, alias, key)
+	case err != nil:
+		return fmt.Errorf("describe key %s: %w", alias, err)
+	case aws.ToString(out.KeyMetadata.KeyId) != aws.ToString(key.KeyId):
+		return terminalf("AliasTaken",
+			"alias %s points at key %s, not at the workspace's key %s recorded in status; delete that alias (aws kms delete-alias) so the operator can create it for the workspace's key",
+			alias, aws.ToString(out.KeyMetadata.KeyId), aws.ToString(key.KeyId))
+	}
+	return nil
 }
 
 // findOrphan looks through the account's keys for one tagged for owner. It costs a call
@@ -265,7 +351,7 @@ func (k *Keys) checkAdoptable(ctx context.Context, c KMS, owner Owner, meta *kms
 	if !owner.owns(tags) {
 		return terminalf("KeyOwnedElsewhere",
 			"key %s behind alias %s is not tagged for workspace %s of cluster %s; it belongs to someone else, so the operator will not use it",
-			id, k.Alias(owner.Workspace), owner.Workspace, owner.Cluster)
+			id, k.Alias(owner), owner.Workspace, owner.Cluster)
 	}
 	return nil
 }
@@ -319,34 +405,32 @@ func (k *Keys) repair(ctx context.Context, c KMS, meta *kmstypes.KeyMetadata) ([
 }
 
 // ScheduleDeletion schedules the deletion of a workspace's key in region after window,
-// and returns when KMS will delete it. A key already pending deletion keeps its date.
-func (k *Keys) ScheduleDeletion(ctx context.Context, owner Owner, region string, window time.Duration) (*time.Time, error) {
+// and returns when KMS will delete it; nil when KMS has no such key. arn is the key
+// recorded for the workspace, which outlives any alias; without one, the key behind the
+// workspace's alias (or its legacy alias) is the one. A key already pending deletion
+// keeps its date.
+func (k *Keys) ScheduleDeletion(ctx context.Context, owner Owner, region, arn string, window time.Duration) (*time.Time, error) {
 	c, err := k.client(region)
 	if err != nil {
 		return nil, err
 	}
-	alias := k.Alias(owner.Workspace)
-	out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(alias)})
-	if hasCode(err, "NotFoundException") {
-		return nil, nil
+	meta, err := k.keyToDelete(ctx, c, owner, region, arn)
+	if err != nil || meta == nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("describe key %s in %s: %w", alias, region, err)
-	}
-	meta := out.KeyMetadata
 	if meta.KeyState == kmstypes.KeyStatePendingDeletion {
 		return meta.DeletionDate, nil
 	}
-	// The alias names no cluster: another cluster's workspace of the same name in this
-	// account and region may be behind it, and its data must not be destroyed.
+	// A status edited by hand, or an alias repointed, could lead here to a key that holds
+	// another cluster's or workspace's data, which must not be destroyed.
 	tags, err := k.tags(ctx, c, aws.ToString(meta.KeyId))
 	if err != nil {
 		return nil, err
 	}
 	if !owner.owns(tags) {
 		return nil, terminalf("KeyOwnedElsewhere",
-			"key %s behind alias %s is tagged for cluster %q, workspace %q, not workspace %s of cluster %s; the operator will not schedule its deletion",
-			aws.ToString(meta.KeyId), alias, tags[TagCluster], tags[TagWorkspace], owner.Workspace, owner.Cluster)
+			"key %s is tagged for cluster %q, workspace %q, not workspace %s of cluster %s; the operator will not schedule its deletion",
+			aws.ToString(meta.KeyId), tags[TagCluster], tags[TagWorkspace], owner.Workspace, owner.Cluster)
 	}
 	scheduled, err := c.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{
 		KeyId:               meta.KeyId,
@@ -356,6 +440,25 @@ func (k *Keys) ScheduleDeletion(ctx context.Context, owner Owner, region string,
 		return nil, fmt.Errorf("schedule deletion of key %s in %s: %w", aws.ToString(meta.KeyId), region, err)
 	}
 	return scheduled.DeletionDate, nil
+}
+
+// keyToDelete is the key ScheduleDeletion acts on, nil when KMS has none.
+func (k *Keys) keyToDelete(ctx context.Context, c KMS, owner Owner, region, arn string) (*kmstypes.KeyMetadata, error) {
+	if arn != "" {
+		out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(arn)})
+		switch {
+		case hasCode(err, "NotFoundException"):
+			return nil, nil
+		case err != nil:
+			return nil, fmt.Errorf("describe key %s: %w", arn, err)
+		}
+		return out.KeyMetadata, nil
+	}
+	meta, err := k.lookup(ctx, c, owner, region)
+	if err != nil || meta != nil {
+		return meta, err
+	}
+	return k.lookupLegacy(ctx, c, owner, region)
 }
 
 // KeyState is a key as KMS reports it now, for the purge's evidence.

@@ -86,7 +86,7 @@ func TestDescribeKeyThroughDeletion(t *testing.T) {
 	if err != nil || state.State != "Enabled" {
 		t.Fatalf("describe = %+v, %v", state, err)
 	}
-	date, err := e.keys.ScheduleDeletion(ctx, owner, primary, 7*24*time.Hour)
+	date, err := e.keys.ScheduleDeletion(ctx, owner, primary, key.ARN, 7*24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

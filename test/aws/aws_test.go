@@ -91,7 +91,7 @@ func (a *account) key(t *testing.T, region string) cloud.Key {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if _, err := a.keys.ScheduleDeletion(ctx, a.owner, region, 7*24*time.Hour); err != nil {
+		if _, err := a.keys.ScheduleDeletion(ctx, a.owner, region, key.ARN, 7*24*time.Hour); err != nil {
 			t.Errorf("clean up key %s: %v", key.ARN, err)
 		}
 		if _, err := a.kms[region].DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(key.Alias)}); err != nil {
@@ -128,7 +128,7 @@ func TestKeyOnAWS(t *testing.T) {
 	if again, err := a.keys.Ensure(ctx, cloud.KeyRequest{Owner: a.owner, Region: a.region}); err != nil || len(again.Repaired) > 0 {
 		t.Errorf("second Ensure = %+v, %v; want nothing repaired", again, err)
 	}
-	if _, err := a.keys.ScheduleDeletion(ctx, a.owner, a.region, 7*24*time.Hour); err != nil {
+	if _, err := a.keys.ScheduleDeletion(ctx, a.owner, a.region, key.ARN, 7*24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	restored, err := a.keys.Ensure(ctx, cloud.KeyRequest{Owner: a.owner, Region: a.region})

@@ -181,7 +181,7 @@ func TestKeyOfAnotherWorkspaceRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(keys.Alias("acme")), TargetKeyId: foreign.KeyMetadata.KeyId}); err != nil {
+	if _, err := c.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(keys.Alias(owner)), TargetKeyId: foreign.KeyMetadata.KeyId}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = keys.Ensure(ctx, cloud.KeyRequest{Owner: owner, Region: primary})
@@ -200,14 +200,14 @@ func TestKeyDeletionScheduledAndCancelled(t *testing.T) {
 	key := ensure(t, keys, cloud.KeyRequest{Owner: owner, Region: primary})
 
 	before := time.Now()
-	date, err := keys.ScheduleDeletion(ctx, owner, primary, 7*24*time.Hour)
+	date, err := keys.ScheduleDeletion(ctx, owner, primary, "", 7*24*time.Hour)
 	if err != nil || date == nil {
 		t.Fatalf("ScheduleDeletion: %v, %v", date, err)
 	}
 	if d := date.Sub(before); d < 7*24*time.Hour-time.Minute || d > 7*24*time.Hour+time.Minute {
 		t.Errorf("deletion date %s is %s from now, want 7 days", date, d)
 	}
-	again, err := keys.ScheduleDeletion(ctx, owner, primary, 30*24*time.Hour)
+	again, err := keys.ScheduleDeletion(ctx, owner, primary, key.ARN, 30*24*time.Hour)
 	if err != nil || again == nil || !again.Equal(*date) {
 		t.Errorf("second ScheduleDeletion: %v, %v; want the first date %s kept", again, err, date)
 	}
@@ -230,7 +230,7 @@ func TestKeyDeletionScheduledAndCancelled(t *testing.T) {
 		t.Errorf("Encrypt after the deletion was cancelled: %v", err)
 	}
 
-	none, err := keys.ScheduleDeletion(ctx, cloud.Owner{Cluster: "prod", Workspace: "never"}, primary, 7*24*time.Hour)
+	none, err := keys.ScheduleDeletion(ctx, cloud.Owner{Cluster: "prod", Workspace: "never"}, primary, "", 7*24*time.Hour)
 	if err != nil || none != nil {
 		t.Errorf("ScheduleDeletion of a workspace without a key: %v, %v; want nothing to do", none, err)
 	}
