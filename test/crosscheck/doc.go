@@ -13,5 +13,6 @@
 // The binaries come from hack/crosscheck.sh (built once from the Go module
 // proxy, cached by version); `make test` passes their paths in LOCAL_KMS and
 // MINIO. Without those variables the suite runs the script itself. It skips,
-// saying why, only when a server cannot be built.
+// saying why, only when a server cannot be built, and fails instead when
+// WORKSPACE_OPERATOR_CROSSCHECK=required (CI, .ci/run).
 package crosscheck

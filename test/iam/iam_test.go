@@ -391,3 +391,19 @@ func TestKeyPolicyKeepsTheAccountInCharge(t *testing.T) {
 		t.Error("no statement gives the account root kms:*: IAM policies would not apply to the key")
 	}
 }
+
+// TestOperatorReadsEveryKeysTags: before it adopts a key or schedules its deletion, the
+// operator reads the key's tags to refuse one of another cluster or workspace
+// (KeyOwnedElsewhere). Granting ListResourceTags only on this cluster's keys would turn
+// that answer into AccessDenied, and hide whose key it is.
+func TestOperatorReadsEveryKeysTags(t *testing.T) {
+	for _, s := range load(t, "operator.json").Statement {
+		if s.Effect == "Allow" && slices.Contains(s.Action, "kms:ListResourceTags") {
+			if len(s.Condition) > 0 {
+				t.Errorf("%s: kms:ListResourceTags under conditions %v", s.Sid, s.Condition)
+			}
+			return
+		}
+	}
+	t.Error("operator.json does not grant kms:ListResourceTags")
+}
