@@ -32,16 +32,22 @@
 //
 //   - Signatures are not verified and any credentials are accepted; the access
 //     key ID alone names the caller (principals.go: the operator, the backup
-//     agent, the account root, and the root of a second account that owns
-//     buckets of its own). IAM policies are not evaluated: every principal of
+//     agent, the volume driver, the account root, and the root of a second
+//     account that owns buckets of its own). IAM policies are not evaluated: every principal of
 //     the account holds every permission. Bucket policies are evaluated as S3
 //     does after IAM allowed a request (an explicit Deny wins, the owner
 //     account's root user may always get, put and delete the bucket policy,
 //     another account needs an explicit Allow), with aws:SecureTransport,
 //     aws:PrincipalArn, aws:PrincipalAccount and the SSE condition keys.
 //     Over plain HTTP, aws:SecureTransport is true unless
-//     Options.StrictTransport. Key policies are evaluated only by KMS's
-//     lockout safety check on CreateKey and PutKeyPolicy.
+//     Options.StrictTransport. Key policies are evaluated by KMS's lockout
+//     safety check on CreateKey and PutKeyPolicy, and for the volume driver's
+//     DescribeKey, Encrypt, Decrypt and GenerateDataKey* (a Deny wins; without
+//     an Allow for the role or the account root the request is refused); the
+//     other principals' KMS requests are not evaluated, so tests may leave a
+//     key with a policy AWS would lock them out of. No request carries
+//     kms:ViaService or kms:GrantIsForAWSResource: EC2 calling KMS for a
+//     volume is not emulated.
 //   - KMS keys are symmetric AWS_KMS keys only: no grants, ReEncrypt,
 //     multi-Region replicas, imported material or custom key stores.
 //     Rotation is recorded but key material never rotates. ListAliases does

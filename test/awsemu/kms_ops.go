@@ -200,6 +200,9 @@ func (k *kmsService) describeKey(region string, in *keyIDInput) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := k.authorizeByKeyPolicy(key, "kms:DescribeKey"); err != nil {
+		return nil, err
+	}
 	return keyMetadataOutput{KeyMetadata: k.metadata(key)}, nil
 }
 
@@ -449,6 +452,25 @@ func (k *kmsService) putKeyPolicy(region string, in *keyPolicyInput) (any, error
 
 func (k *kmsService) defaultKeyPolicy() string {
 	return fmt.Sprintf(`{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::%s:root"},"Action":"kms:*","Resource":"*"}]}`, k.accountID)
+}
+
+// authorizeByKeyPolicy evaluates the key policy for a request of the volume driver, as KMS
+// does for every request: a Deny refuses it, and so does the absence of an Allow for the
+// role or its account (the account's root statement hands the decision to IAM, which the
+// emulator grants). The other principals are not evaluated: tests replace key policies
+// with ones AWS would lock them out of.
+func (k *kmsService) authorizeByKeyPolicy(key *kmsKey, action string) error {
+	if !strings.HasSuffix(k.caller.arn, ":role/"+VolumeDriverRoleName) {
+		return nil
+	}
+	doc, err := parsePolicy([]byte(key.policy))
+	if err == nil && doc.evaluate(authzRequest{principal: k.caller, action: action, resource: key.arn, context: map[string]string{
+		"aws:PrincipalArn": k.caller.arn, "aws:PrincipalAccount": k.caller.account, "kms:CallerAccount": k.caller.account,
+	}}) == allowed {
+		return nil
+	}
+	return newError(http.StatusBadRequest, "AccessDeniedException",
+		"User: %s is not authorized to perform: %s on resource: %s because no resource-based policy allows the %s action", k.caller.arn, action, key.arn, action)
 }
 
 // checkLockout is KMS's policy lockout safety check: a key policy must let the principal

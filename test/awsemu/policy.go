@@ -2,6 +2,7 @@ package awsemu
 
 import (
 	"encoding/json"
+	"fmt"
 	"path"
 	"strings"
 )
@@ -31,11 +32,24 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 		*l = []string{one}
 		return nil
 	}
-	var many []string
+	// IAM also takes JSON booleans and numbers as condition values ("Bool": {"k": true}).
+	var many []any
 	if err := json.Unmarshal(b, &many); err != nil {
-		return err
+		var scalar any
+		if err := json.Unmarshal(b, &scalar); err != nil {
+			return err
+		}
+		many = []any{scalar}
 	}
-	*l = many
+	*l = nil
+	for _, v := range many {
+		switch v.(type) {
+		case string, bool, float64:
+			*l = append(*l, fmt.Sprint(v))
+		default:
+			return fmt.Errorf("policy value %s is not a string, boolean or number", b)
+		}
+	}
 	return nil
 }
 

@@ -19,12 +19,16 @@ const (
 	// OtherAccountAccessKeyID signs as the root user of OtherAccountID, a second account
 	// with buckets of its own (it shares the emulator's KMS keys, which it never uses).
 	OtherAccountAccessKeyID = "AKIAAWSEMUOTHER00000"
+	// VolumeDriverAccessKeyID signs as the volume driver's role (the EBS CSI driver's):
+	// the one principal whose KMS requests the emulator evaluates against the key policy.
+	VolumeDriverAccessKeyID = "AKIAAWSEMUVOLUMEDRV0"
 	// OtherAccountID is the second account.
 	OtherAccountID = "999999999999"
 
 	// OperatorRoleName and BackupRoleName name the roles behind the access keys.
-	OperatorRoleName = "workspace-operator"
-	BackupRoleName   = "workspace-backup"
+	OperatorRoleName     = "workspace-operator"
+	BackupRoleName       = "workspace-backup"
+	VolumeDriverRoleName = "ebs-csi-driver"
 )
 
 // principal is who signed a request: aws:PrincipalArn and aws:PrincipalAccount.
@@ -42,6 +46,8 @@ func principalOf(accessKeyID, account string) principal {
 	switch accessKeyID {
 	case BackupAccessKeyID:
 		return principal{account: account, arn: fmt.Sprintf("arn:aws:iam::%s:role/%s", account, BackupRoleName)}
+	case VolumeDriverAccessKeyID:
+		return principal{account: account, arn: fmt.Sprintf("arn:aws:iam::%s:role/%s", account, VolumeDriverRoleName)}
 	case RootAccessKeyID:
 		return principal{account: account, arn: rootARN(account)}
 	case OtherAccountAccessKeyID:
