@@ -122,6 +122,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&storage.Provisioner, "storage-provisioner", defaults.Storage.Provisioner, "CSI provisioner of the workspaces' encrypted StorageClasses.")
 	fs.StringVar(&o.storageParameters, "storage-parameters", labels.Set(defaults.Storage.Parameters).String(), "Comma-separated key=value parameters of the encrypted StorageClasses.")
 	fs.StringVar(&storage.KeyParameter, "storage-kms-key-parameter", defaults.Storage.KeyParameter, "StorageClass parameter that receives the workspace key ARN.")
+	fs.StringVar(&storage.VolumeDriverRoleARN, "volume-driver-role-arn", "", "IAM role of the volume driver (EBS CSI controller); when set, EncryptionReady turns True only once a key's policy proves that role may use the key.")
 	fs.StringVar(&storage.WorkloadRoleARNTemplate, "workload-role-arn-template", "", "Go template of the IAM role ARN a workspace's ServiceAccount assumes, over .Workspace, .Namespace and .Cluster.")
 	backup := &o.config.Backup
 	fs.StringVar(&backup.Image, "backup-image", envOr("OPERATOR_IMAGE", defaults.Backup.Image), "Image of the backup agent: the operator's own (the chart sets OPERATOR_IMAGE to it).")

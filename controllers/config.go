@@ -92,6 +92,11 @@ type StorageConfig struct {
 	Provisioner  string
 	Parameters   map[string]string
 	KeyParameter string
+	// VolumeDriverRoleARN, when set, is the IAM role that creates the workspaces' volumes
+	// (the EBS CSI driver's). EncryptionReady then turns True only once the key's policy
+	// proves that role may use the key: EC2 accepts a volume under a key its caller
+	// cannot use, and then silently rolls it back.
+	VolumeDriverRoleARN string
 	// WorkloadRoleARNTemplate, a text/template over .Workspace, .Namespace and .Cluster,
 	// gives the IAM role the workspace's ServiceAccount assumes. Empty leaves it unset.
 	WorkloadRoleARNTemplate string

@@ -98,7 +98,10 @@ var _ = Describe("Encrypted storage", func() {
 			Expect(keys[0].MultiRegion).To(BeFalse())
 			Expect(keys[0].RotationEnabled).To(BeTrue())
 			Expect(keys[0].Tags).To(HaveKeyWithValue("workspace-operator.io/cluster", "envtest"))
+			Expect(keys[0].Policy).To(Equal(testKeyPolicy))
 		}
+		By("proving from the key policy that the volume driver may use the key")
+		Expect(condition(ws, tenancyv1alpha1.ConditionEncryptionReady).Message).To(ContainSubstring("its key policy lets the volume driver's role " + volumeDriverRole + " use it"))
 		Expect(ws.Status.Encryption.Keys).To(HaveLen(2))
 		primaryKey := ws.Status.Encryption.Keys[0]
 		Expect(primaryKey.Region).To(Equal(primaryRegion))

@@ -63,6 +63,10 @@ type KeyRequest struct {
 	// succeeded without its answer reaching the operator (a crash, a lost response), so a
 	// missing alias must first be looked for among the keys by tag.
 	MayHaveOrphan bool
+	// VolumeDriverRoleARN, when set, is the role that creates the workspace's volumes
+	// (the EBS CSI driver's): the key policy, as KMS holds it after Ensure, is evaluated
+	// for the requests EBS makes on its behalf (Key.VolumeDriver).
+	VolumeDriverRoleARN string
 	// BeforeCreate runs right before CreateKey. The caller persists there that a key may
 	// exist from now on, so that a crash right after CreateKey sets MayHaveOrphan next time.
 	BeforeCreate func(context.Context) error
@@ -80,6 +84,9 @@ type Key struct {
 	Created bool
 	// Repaired lists settings found changed outside the operator and restored.
 	Repaired []string
+	// VolumeDriver is what the key policy lets KeyRequest.VolumeDriverRoleARN do with
+	// the key; zero when no role was given.
+	VolumeDriver VolumeDriverAccess
 }
 
 // Alias is the deterministic alias of a workspace's key. It names the cluster: two
@@ -148,7 +155,27 @@ func (k *Keys) Ensure(ctx context.Context, req KeyRequest) (Key, error) {
 	key.ARN, key.ID = aws.ToString(meta.Arn), aws.ToString(meta.KeyId)
 	key.State = string(kmstypes.KeyStateEnabled)
 	key.RotationEnabled = true
+	if req.VolumeDriverRoleARN != "" {
+		if key.VolumeDriver, err = k.volumeDriverAccess(ctx, c, key.ARN, req); err != nil {
+			return Key{}, err
+		}
+	}
 	return key, nil
+}
+
+// volumeDriverAccess evaluates the key's policy for the volume driver. With a policy of
+// its own the operator has just created the key with it or restored it, so that is what
+// KMS holds; otherwise KMS's default is read back, whose account only KMS knows.
+func (k *Keys) volumeDriverAccess(ctx context.Context, c KMS, arn string, req KeyRequest) (VolumeDriverAccess, error) {
+	policy := k.policy
+	if policy == "" {
+		out, err := c.GetKeyPolicy(ctx, &kms.GetKeyPolicyInput{KeyId: aws.String(arn), PolicyName: aws.String("default")})
+		if err != nil {
+			return VolumeDriverAccess{}, fmt.Errorf("read policy of key %s: %w", arn, err)
+		}
+		policy = aws.ToString(out.Policy)
+	}
+	return EvaluateVolumeDriverAccess(policy, arn, req.VolumeDriverRoleARN, req.Region)
 }
 
 // find returns the key recorded for the workspace, the key behind its alias (or behind

@@ -24,18 +24,19 @@ const dir = "../../config/iam"
 // placeholders are the values a user substitutes (envsubst) before applying a
 // document; docs/aws.md explains each.
 var placeholders = map[string]string{
-	"ACCOUNT_ID":            "123456789012",
-	"CLUSTER":               "prod-eu",
-	"REGION":                "eu-west-1",
-	"REPLICA_REGION":        "eu-central-1",
-	"ALIAS_PREFIX":          "workspace-operator",
-	"BUCKET_PREFIX":         "wso",
-	"WORKSPACE":             "acme",
-	"BACKUP_BUCKET":         "wso-acme-bk-0123456789",
-	"REPLICA_BACKUP_BUCKET": "wso-acme-bk-9876543210",
-	"OPERATOR_ROLE_ARN":     "arn:aws:iam::123456789012:role/workspace-operator",
-	"BREAK_GLASS_ROLE_ARN":  "arn:aws:iam::123456789012:role/break-glass",
-	"REPLICATION_ROLE_ARN":  "arn:aws:iam::123456789012:role/ws-replication",
+	"ACCOUNT_ID":             "123456789012",
+	"CLUSTER":                "prod-eu",
+	"REGION":                 "eu-west-1",
+	"REPLICA_REGION":         "eu-central-1",
+	"ALIAS_PREFIX":           "workspace-operator",
+	"BUCKET_PREFIX":          "wso",
+	"WORKSPACE":              "acme",
+	"BACKUP_BUCKET":          "wso-acme-bk-0123456789",
+	"REPLICA_BACKUP_BUCKET":  "wso-acme-bk-9876543210",
+	"OPERATOR_ROLE_ARN":      "arn:aws:iam::123456789012:role/workspace-operator",
+	"BREAK_GLASS_ROLE_ARN":   "arn:aws:iam::123456789012:role/break-glass",
+	"REPLICATION_ROLE_ARN":   "arn:aws:iam::123456789012:role/ws-replication",
+	"VOLUME_DRIVER_ROLE_ARN": "arn:aws:iam::123456789012:role/ebs-csi-driver",
 }
 
 // operationActions maps each SDK operation the code calls to the IAM actions
@@ -406,4 +407,23 @@ func TestOperatorReadsEveryKeysTags(t *testing.T) {
 		}
 	}
 	t.Error("operator.json does not grant kms:ListResourceTags")
+}
+
+// TestKeyPolicyProvesTheVolumeDriver: the template names the volume driver's role for
+// everything EBS does with a key on its behalf, so that the operator's preflight
+// (--volume-driver-role-arn) proves it from the key policy alone.
+func TestKeyPolicyProvesTheVolumeDriver(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(dir, "kms-key-policy.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	filled := placeholder.ReplaceAllStringFunc(string(raw), func(s string) string { return placeholders[s[2:len(s)-1]] })
+	access, err := cloud.EvaluateVolumeDriverAccess(filled, "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+		placeholders["VOLUME_DRIVER_ROLE_ARN"], placeholders["REGION"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(access.Refused) > 0 || len(access.Unproven) > 0 {
+		t.Errorf("the key policy template does not prove the volume driver's access: refused %v, only through IAM %v", access.Refused, access.Unproven)
+	}
 }

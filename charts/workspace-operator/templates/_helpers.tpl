@@ -130,6 +130,7 @@ leaderElection.enabled says.
 {{- end }}
 - {{ printf "--storage-parameters=%s" (join "," $parameters) | quote }}
 - {{ printf "--storage-kms-key-parameter=%s" $v.storage.kmsKeyParameter | quote }}
+- {{ printf "--volume-driver-role-arn=%s" $v.storage.volumeDriverRoleArn | quote }}
 - {{ printf "--purge-window=%s" $v.purge.window | quote }}
 - {{ printf "--purge-audit-period=%s" $v.purge.auditPeriod | quote }}
 - {{ printf "--backup-image=%s" (include "workspace-operator.image" .) | quote }}
