@@ -56,8 +56,14 @@
 //     ownership controls (AWS now applies SSE-S3, a full public access block
 //     and BucketOwnerEnforced by default), so their Get operations report
 //     the "not found" errors.
-//   - Lifecycle and replication configurations are stored, not executed:
-//     objects never expire and are never replicated.
+//   - Lifecycle rules are executed on the injected clock at the first request
+//     to the bucket after they are due (S3 runs them asynchronously, up to a
+//     day or two late): current versions expire after Days, noncurrent ones
+//     NoncurrentDays after they stopped being current, each rounded up to
+//     midnight UTC, and delete markers left alone are removed. Rules filtered
+//     by tag or size, Expiration by Date, transitions and
+//     AbortIncompleteMultipartUpload are stored, not executed. Replication is
+//     stored, not executed: objects are never replicated.
 //   - SSE is bookkeeping: objects are held in plaintext. SSE-KMS without a
 //     key ID (the AWS managed aws/s3 key) records no key.
 //   - Object tagging, ACLs, CORS, website, logging, notifications, object
