@@ -270,3 +270,37 @@ func TestReplication(t *testing.T) {
 		time.Sleep(10 * time.Second)
 	}
 }
+
+// TestVolumeDriverPreflightOnAWS: the preflight reads the default key policy AWS writes
+// as leaving the volume driver to IAM (not proven); with
+// WORKSPACE_OPERATOR_AWS_VOLUME_DRIVER_ROLE_ARN (a role that exists: KMS refuses a
+// policy naming an unknown principal) the template's statements prove it.
+func TestVolumeDriverPreflightOnAWS(t *testing.T) {
+	a := setup(t)
+	ctx := context.Background()
+	key := a.key(t, a.region)
+	account := strings.Split(key.ARN, ":")[4]
+	role := os.Getenv("WORKSPACE_OPERATOR_AWS_VOLUME_DRIVER_ROLE_ARN")
+	if role == "" {
+		role = "arn:aws:iam::" + account + ":role/ebs-csi-driver"
+	}
+	req := cloud.KeyRequest{Owner: a.owner, Region: a.region, ARN: key.ARN, Alias: key.Alias, VolumeDriverRoleARN: role}
+	got, err := a.keys.Ensure(ctx, req)
+	if err != nil || len(got.VolumeDriver.Refused) > 0 || !slices.Equal(got.VolumeDriver.Unproven, cloud.VolumeDriverActions) {
+		t.Errorf("under AWS's default key policy: %+v, %v; want every action left to IAM", got.VolumeDriver, err)
+	}
+	if os.Getenv("WORKSPACE_OPERATOR_AWS_VOLUME_DRIVER_ROLE_ARN") == "" {
+		return
+	}
+	policy := `{"Version":"2012-10-17","Statement":[` +
+		`{"Sid":"Root","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + account + `:root"},"Action":"kms:*","Resource":"*"},` +
+		`{"Sid":"VolumeDriverGrantsForEBS","Effect":"Allow","Principal":{"AWS":"` + role + `"},"Action":"kms:CreateGrant","Resource":"*","Condition":{"Bool":{"kms:GrantIsForAWSResource":"true"}}},` +
+		`{"Sid":"VolumeDriverDataKeys","Effect":"Allow","Principal":{"AWS":"` + role + `"},"Action":["kms:Decrypt","kms:ReEncrypt*","kms:GenerateDataKey*","kms:DescribeKey"],"Resource":"*"}]}`
+	if _, err := a.kms[a.region].PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(key.ARN), PolicyName: aws.String("default"), Policy: aws.String(policy)}); err != nil {
+		t.Fatal(err)
+	}
+	// Read back as AWS holds it (normalised), through the operator's default-policy path.
+	if got, err := a.keys.Ensure(ctx, req); err != nil || len(got.VolumeDriver.Refused)+len(got.VolumeDriver.Unproven) > 0 {
+		t.Errorf("under the template's statements: %+v, %v; want proven", got.VolumeDriver, err)
+	}
+}
