@@ -433,9 +433,9 @@ func (k *Keys) repair(ctx context.Context, c KMS, meta *kmstypes.KeyMetadata) ([
 
 // ScheduleDeletion schedules the deletion of a workspace's key in region after window,
 // and returns when KMS will delete it; nil when KMS has no such key. arn is the key
-// recorded for the workspace, which outlives any alias; without one, the key behind the
-// workspace's alias (or its legacy alias) is the one. A key already pending deletion
-// keeps its date.
+// recorded for the workspace, which outlives any alias; without one, or when KMS does not
+// find it, the key behind the workspace's alias (or its legacy alias) is the one. A key
+// already pending deletion keeps its date.
 func (k *Keys) ScheduleDeletion(ctx context.Context, owner Owner, region, arn string, window time.Duration) (*time.Time, error) {
 	c, err := k.client(region)
 	if err != nil {
@@ -474,12 +474,14 @@ func (k *Keys) keyToDelete(ctx context.Context, c KMS, owner Owner, region, arn 
 	if arn != "" {
 		out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(arn)})
 		switch {
-		case hasCode(err, "NotFoundException"):
-			return nil, nil
-		case err != nil:
+		case err == nil:
+			return out.KeyMetadata, nil
+		case !hasCode(err, "NotFoundException"):
 			return nil, fmt.Errorf("describe key %s: %w", arn, err)
 		}
-		return out.KeyMetadata, nil
+		// KMS is eventually consistent: a key created moments ago may not be found by ARN
+		// yet. Its alias is a second, independent read; a key KMS really deleted took its
+		// aliases with it.
 	}
 	meta, err := k.lookup(ctx, c, owner, region)
 	if err != nil || meta != nil {

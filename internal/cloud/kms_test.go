@@ -428,3 +428,18 @@ func TestAliasOfADottedClusterName(t *testing.T) {
 		t.Errorf("alias = %s", key.Alias)
 	}
 }
+
+// A key deleted moments after its creation may not be found by its recorded ARN yet: a
+// stale read must not leave the key out of the deletion.
+func TestScheduleDeletionOutlastsAStaleRead(t *testing.T) {
+	e := newEnv(t, "")
+	key := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
+	e.emu.Inject(awsemu.Fault{Service: "kms", Operation: "DescribeKey", Kind: awsemu.NotYetVisible, Times: 1})
+	date, err := e.keys.ScheduleDeletion(context.Background(), owner, primary, key.ARN, 7*24*time.Hour)
+	if err != nil || date == nil {
+		t.Fatalf("schedule deletion = %v, %v; want a date", date, err)
+	}
+	if state := e.keysIn(primary)[0].State; state != "PendingDeletion" {
+		t.Errorf("key is %s, want PendingDeletion", state)
+	}
+}
