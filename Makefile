@@ -28,6 +28,10 @@ ASSETS = $(shell hack/controlplane.sh)
 # plugins and iptables from the distribution. WORKSPACE_OPERATOR_NODE=off runs the stack
 # without a node, on machines that cannot run one; the specs that need pods then skip.
 NODE_ASSETS = $(if $(filter off,$(WORKSPACE_OPERATOR_NODE)),,$(shell hack/node-packages.sh && hack/node.sh))
+# Third-party servers the cross-check suite runs the AWS clients against (test/crosscheck):
+# LOCAL_KMS=<path> MINIO=<path>, built once and cached by version; a server that cannot be
+# built is left out and its tests skip, saying why.
+CROSSCHECK = $(shell hack/crosscheck.sh)
 
 GO_TEST_FLAGS ?=
 
@@ -78,11 +82,19 @@ node: ## Build (once, cached by version) the local node: containerd, kubelet, ku
 
 .PHONY: test
 test: verify-generated vet $(HELM) $(KUBE_SCORE) ## Run every test: unit, envtest, chart and end-to-end suites.
-	KUBEBUILDER_ASSETS="$(ASSETS)" WORKSPACE_OPERATOR_NODE_ASSETS="$(NODE_ASSETS)" HELM="$(HELM)" KUBE_SCORE="$(KUBE_SCORE)" go test $(GO_TEST_FLAGS) ./...
+	$(CROSSCHECK) KUBEBUILDER_ASSETS="$(ASSETS)" WORKSPACE_OPERATOR_NODE_ASSETS="$(NODE_ASSETS)" HELM="$(HELM)" KUBE_SCORE="$(KUBE_SCORE)" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no control plane.
 	go test $(GO_TEST_FLAGS) -short ./...
+
+.PHONY: test-crosscheck
+test-crosscheck: ## Run the AWS clients against local-kms and MinIO (servers this project did not write).
+	$(CROSSCHECK) go test $(GO_TEST_FLAGS) ./test/crosscheck/... -v
+
+.PHONY: test-aws
+test-aws: ## Opt-in: run the AWS clients against a real account (needs credentials with config/iam/test-aws.json, WORKSPACE_OPERATOR_AWS_REGION; never in CI).
+	WORKSPACE_OPERATOR_AWS_TEST=1 go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./test/aws/... -v
 
 .PHONY: test-e2e
 test-e2e: $(HELM) ## Run only the end-to-end suite.

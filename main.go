@@ -85,6 +85,8 @@ type options struct {
 	burst                   int
 	defaultIssuer           string
 	ingressNamespaces       string
+	clusterPodCIDRs         string
+	clusterServiceCIDRs     string
 	dnsPodLabels            string
 	storageParameters       string
 	s3PathStyle             bool
@@ -115,6 +117,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.burst, "kube-api-burst", 2000, "Burst of requests to the API server.")
 	fs.StringVar(&o.config.NamespacePrefix, "namespace-prefix", defaults.NamespacePrefix, "Prefix of a workspace's namespace name, before the Workspace name.")
 	fs.StringVar(&o.ingressNamespaces, "ingress-namespaces", strings.Join(defaults.IngressNamespaces, ","), "Comma-separated namespaces allowed to send ingress traffic to workspaces that name none.")
+	fs.StringVar(&o.clusterPodCIDRs, "cluster-pod-cidrs", "", "Comma-separated pod CIDRs of the cluster, cut out of every workspace egress rule.")
+	fs.StringVar(&o.clusterServiceCIDRs, "cluster-service-cidrs", "", "Comma-separated Service CIDRs of the cluster, cut out of every workspace egress rule.")
 	fs.StringVar(&o.config.DNSNamespace, "dns-namespace", defaults.DNSNamespace, "Namespace of the cluster DNS pods.")
 	fs.StringVar(&o.dnsPodLabels, "dns-pod-labels", labels.Set(defaults.DNSPodLabels).String(), "Comma-separated key=value labels selecting the cluster DNS pods.")
 	fs.StringVar(&o.defaultIssuer, "default-issuer", "ClusterIssuer/"+defaults.DefaultIssuer.Name, "cert-manager issuer for workspaces that name none, as Kind/name (Issuer or ClusterIssuer).")
@@ -128,12 +132,13 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.s3PathStyle, "aws-s3-path-style", false, "Address S3 buckets in the URL path (https://host/bucket) rather than the host name, for S3-compatible servers "+
 		"without wildcard DNS; the backup agent gets it too. Endpoints themselves come from the AWS SDK's configuration (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_KMS, ...).")
 	fs.DurationVar(&storage.DriftCheckInterval, "aws-drift-check-interval", defaults.Storage.DriftCheckInterval, "How often each workspace's keys and buckets are read back from AWS and repaired (jittered).")
-	fs.StringVar(&o.kmsAliasPrefix, "kms-alias-prefix", "workspace-operator", "Workspace keys get the alias alias/<prefix>/<workspace>.")
+	fs.StringVar(&o.kmsAliasPrefix, "kms-alias-prefix", "workspace-operator", "Workspace keys get the alias alias/<prefix>/<cluster>/<workspace>.")
 	fs.StringVar(&o.kmsKeyPolicyFile, "kms-key-policy-file", "", "JSON key policy for workspace keys; empty keeps KMS's default policy.")
 	fs.StringVar(&o.bucketPrefix, "bucket-prefix", "wso", "Prefix of workspace bucket names, which must be unique across AWS.")
 	fs.StringVar(&storage.Provisioner, "storage-provisioner", defaults.Storage.Provisioner, "CSI provisioner of the workspaces' encrypted StorageClasses.")
 	fs.StringVar(&o.storageParameters, "storage-parameters", labels.Set(defaults.Storage.Parameters).String(), "Comma-separated key=value parameters of the encrypted StorageClasses.")
 	fs.StringVar(&storage.KeyParameter, "storage-kms-key-parameter", defaults.Storage.KeyParameter, "StorageClass parameter that receives the workspace key ARN.")
+	fs.StringVar(&storage.VolumeDriverRoleARN, "volume-driver-role-arn", "", "IAM role of the volume driver (EBS CSI controller); when set, EncryptionReady turns True only once a key's policy proves that role may use the key.")
 	fs.StringVar(&storage.WorkloadRoleARNTemplate, "workload-role-arn-template", "", "Go template of the IAM role ARN a workspace's ServiceAccount assumes, over .Workspace, .Namespace and .Cluster.")
 	backup := &o.config.Backup
 	fs.StringVar(&backup.Image, "backup-image", envOr("OPERATOR_IMAGE", defaults.Backup.Image), "Image of the backup agent: the operator's own (the chart sets OPERATOR_IMAGE to it).")
@@ -155,6 +160,7 @@ func parseFlags(args []string) (*options, error) {
 	}
 
 	o.config.IngressNamespaces = splitList(o.ingressNamespaces)
+	o.config.ClusterCIDRs = append(splitList(o.clusterPodCIDRs), splitList(o.clusterServiceCIDRs)...)
 	podLabels, err := labels.ConvertSelectorToLabelsMap(o.dnsPodLabels)
 	if err != nil {
 		return nil, fmt.Errorf("--dns-pod-labels: %w", err)

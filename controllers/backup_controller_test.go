@@ -89,7 +89,7 @@ var _ = Describe("Backups", func() {
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-backups", Name: backupCronJobName}, cronJob)).To(Succeed())
 		args := cronJob.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args
 		for _, l := range ws.Status.Backup.Locations {
-			Expect(args).To(ContainElement(fmt.Sprintf("%s=%s,alias/workspace-operator/backups", l.Region, l.Bucket)))
+			Expect(args).To(ContainElement(fmt.Sprintf("%s=%s,alias/workspace-operator/envtest/backups", l.Region, l.Bucket)))
 		}
 		Expect(cronJob.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Env).To(Equal(testConfig().Backup.Env),
 			"the agent reaches AWS through the operator's endpoints")

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -26,6 +27,10 @@ type Config struct {
 	// workspace pods may query.
 	DNSNamespace string
 	DNSPodLabels map[string]string
+	// ClusterCIDRs are the cluster's pod and service ranges, cut out of every egress rule
+	// like the cloud metadata address, so that a workspace's egress to the internet never
+	// reaches the rest of the cluster.
+	ClusterCIDRs []string
 
 	// DefaultIssuer signs certificates for workspaces whose spec names no issuer.
 	DefaultIssuer tenancyv1alpha1.IssuerReference
@@ -119,6 +124,11 @@ type StorageConfig struct {
 	Provisioner  string
 	Parameters   map[string]string
 	KeyParameter string
+	// VolumeDriverRoleARN, when set, is the IAM role that creates the workspaces' volumes
+	// (the EBS CSI driver's). EncryptionReady then turns True only once the key's policy
+	// proves that role may use the key: EC2 accepts a volume under a key its caller
+	// cannot use, and then silently rolls it back.
+	VolumeDriverRoleARN string
 	// WorkloadRoleARNTemplate, a text/template over .Workspace, .Namespace and .Cluster,
 	// gives the IAM role the workspace's ServiceAccount assumes. Empty leaves it unset.
 	WorkloadRoleARNTemplate string
@@ -164,6 +174,11 @@ func (c Config) BackupRoleARN(workspace, namespace string) (string, error) {
 func (c Config) Validate() error {
 	if errs := validation.IsDNS1123Label(strings.TrimSuffix(c.NamespacePrefix, "-") + "x"); c.NamespacePrefix != "" && len(errs) > 0 {
 		return fmt.Errorf("namespace prefix %q: %s", c.NamespacePrefix, strings.Join(errs, "; "))
+	}
+	for _, cidr := range c.ClusterCIDRs {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			return fmt.Errorf("cluster pod or service CIDR %q: %w", cidr, err)
+		}
 	}
 	for _, ns := range append([]string{c.DNSNamespace}, c.IngressNamespaces...) {
 		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {

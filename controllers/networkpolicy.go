@@ -83,10 +83,16 @@ func desiredNetworkPolicies(ws *tenancyv1alpha1.Workspace, namespace string, cfg
 	}
 
 	if len(ws.Spec.Network.Egress) > 0 {
+		// The policy is written even if every rule is dropped: with Egress in its types and
+		// no rule it allows nothing, which is what the rules amounted to.
 		rules := make([]networkingv1.NetworkPolicyEgressRule, 0, len(ws.Spec.Network.Egress))
 		for _, egress := range ws.Spec.Network.Egress {
+			except, inCluster := egressExcept(egress.CIDR, cfg.ClusterCIDRs)
+			if inCluster {
+				continue // all of it is the cluster's own pods or services
+			}
 			rule := networkingv1.NetworkPolicyEgressRule{To: []networkingv1.NetworkPolicyPeer{{
-				IPBlock: &networkingv1.IPBlock{CIDR: egress.CIDR, Except: metadataExcept(egress.CIDR)},
+				IPBlock: &networkingv1.IPBlock{CIDR: egress.CIDR, Except: except},
 			}}}
 			for _, p := range egress.Ports {
 				protocol := corev1.Protocol(p.Protocol)
@@ -117,19 +123,32 @@ func ingressNamespaces(ws *tenancyv1alpha1.Workspace, cfg Config) []string {
 	return slices.Compact(sources)
 }
 
-// metadataExcept lists the cloud metadata addresses inside cidr, to be cut out of it.
-func metadataExcept(cidr string) []string {
+// egressExcept lists the cloud metadata addresses and the cluster's ranges inside cidr, to
+// be cut out of it, and reports whether cidr lies entirely within a cluster range (an
+// ipBlock cannot except all of itself, so such a rule must go).
+func egressExcept(cidr string, clusterCIDRs []string) (except []string, inCluster bool) {
 	network, err := netip.ParsePrefix(cidr)
 	if err != nil {
-		return nil // the CRD rejects invalid CIDRs; the API server would refuse the policy anyway
+		return nil, false // the CRD rejects invalid CIDRs; the API server would refuse the policy anyway
 	}
-	var except []string
-	for _, metadata := range cloudMetadataAddresses {
-		if network.Bits() < metadata.Bits() && network.Contains(metadata.Addr()) {
-			except = append(except, metadata.String())
+	network = network.Masked()
+	excluded := slices.Clone(cloudMetadataAddresses)
+	for _, c := range clusterCIDRs {
+		if p, err := netip.ParsePrefix(c); err == nil {
+			excluded = append(excluded, p.Masked())
 		}
 	}
-	return except
+	for _, p := range excluded {
+		switch {
+		case p.Bits() <= network.Bits() && p.Contains(network.Addr()):
+			if !slices.Contains(cloudMetadataAddresses, p) {
+				return nil, true
+			}
+		case network.Contains(p.Addr()):
+			except = append(except, p.String())
+		}
+	}
+	return except, false
 }
 
 func port(protocol corev1.Protocol, number int32) networkingv1.NetworkPolicyPort {

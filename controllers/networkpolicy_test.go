@@ -166,3 +166,42 @@ func newTestWorkspace(name string) *tenancyv1alpha1.Workspace {
 		},
 	}
 }
+
+// "Internet egress" must never mean "the rest of the cluster": the cluster's pod and
+// service ranges are cut out of every egress rule, and a rule entirely inside them is
+// dropped (an ipBlock cannot except more than itself).
+func TestDesiredNetworkPoliciesEgressExcludesTheCluster(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ClusterCIDRs = []string{"10.0.0.0/16", "172.20.0.0/16", "fd00:10::/56"}
+	tests := []struct {
+		cidr       string
+		wantExcept []string
+		dropped    bool
+	}{
+		{cidr: "0.0.0.0/0", wantExcept: []string{"169.254.169.254/32", "10.0.0.0/16", "172.20.0.0/16"}},
+		{cidr: "10.0.0.0/8", wantExcept: []string{"10.0.0.0/16"}},
+		{cidr: "::/0", wantExcept: []string{"fd00:ec2::254/128", "fd00:10::/56"}},
+		{cidr: "10.0.5.0/24", dropped: true},
+		{cidr: "172.20.0.0/16", dropped: true},
+		{cidr: "192.168.0.0/16", wantExcept: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cidr, func(t *testing.T) {
+			ws := newTestWorkspace("acme")
+			ws.Spec.Network.Egress = []tenancyv1alpha1.EgressRule{
+				{CIDR: "203.0.113.0/24", Ports: []tenancyv1alpha1.EgressPort{{Port: 443}}},
+				{CIDR: tt.cidr, Ports: []tenancyv1alpha1.EgressPort{{Port: 443}}},
+			}
+			egress := findPolicy(t, desiredNetworkPolicies(ws, "ws-acme", cfg), policyEgress)
+			if tt.dropped {
+				if len(egress.Spec.Egress) != 1 || egress.Spec.Egress[0].To[0].IPBlock.CIDR != "203.0.113.0/24" {
+					t.Errorf("egress rules %+v, want only 203.0.113.0/24", egress.Spec.Egress)
+				}
+				return
+			}
+			if diff := cmp.Diff(&networkingv1.IPBlock{CIDR: tt.cidr, Except: tt.wantExcept}, egress.Spec.Egress[1].To[0].IPBlock); diff != "" {
+				t.Errorf("ipBlock (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

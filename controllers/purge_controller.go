@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
@@ -84,7 +85,16 @@ func (r *WorkspacePurgeReconciler) reconcile(ctx context.Context, purge *tenancy
 	switch purge.Status.State {
 	case tenancyv1alpha1.PurgeDeleting, "":
 		// The Workspace controller is still deleting; it hands over by setting Pending.
-		return ctrl.Result{RequeueAfter: time.Minute}, nil
+		// A record whose workspace is gone was never handed over (an operator killed
+		// between the record's creation and its state): nobody else will move it on.
+		gone, err := r.workspaceGone(ctx, purge)
+		if err != nil || !gone {
+			return ctrl.Result{RequeueAfter: time.Minute}, err
+		}
+		purge.Status.State = tenancyv1alpha1.PurgePending
+		r.Recorder.Eventf(purge, nil, corev1.EventTypeWarning, "TakenOver", "Purge",
+			"workspace %s is gone without handing this record over; the purge controller takes it over", purge.Spec.Workspace)
+		return r.reconcile(ctx, purge)
 	case tenancyv1alpha1.PurgePending:
 		if remaining := purge.Spec.PurgeAfter.Sub(now); remaining > 0 {
 			purge.Status.TimeRemaining = duration.HumanDuration(remaining.Round(countdownRefresh))
@@ -108,7 +118,17 @@ func (r *WorkspacePurgeReconciler) reconcile(ctx context.Context, purge *tenancy
 // purge empties and deletes every bucket and checks every key, collecting the evidence.
 func (r *WorkspacePurgeReconciler) purge(ctx context.Context, purge *tenancyv1alpha1.WorkspacePurge) (ctrl.Result, error) {
 	if r.Keys == nil || r.Buckets == nil {
-		return r.markPurged(purge, []string{"no AWS resources: the operator ran without AWS"}), nil
+		if len(purge.Spec.Buckets) == 0 && len(purge.Spec.Keys) == 0 {
+			return r.markPurged(purge, []string{"no AWS resources: the workspace never had any"}), nil
+		}
+		// Nothing is destroyed without AWS clients; saying it was would be false evidence.
+		message := fmt.Sprintf("the record lists %d buckets and %d keys, but the operator has no AWS configuration (--aws-region): nothing can be destroyed; configure AWS, and the purge resumes",
+			len(purge.Spec.Buckets), len(purge.Spec.Keys))
+		if c := meta.FindStatusCondition(purge.Status.Conditions, tenancyv1alpha1.ConditionPurged); c == nil || c.Reason != "AWSNotConfigured" {
+			r.Recorder.Eventf(purge, nil, corev1.EventTypeWarning, "AWSNotConfigured", "Purge", "%s", message)
+		}
+		setPurgeCondition(purge, metav1.ConditionFalse, "AWSNotConfigured", message)
+		return ctrl.Result{RequeueAfter: time.Hour}, nil
 	}
 	var evidence []string
 	for _, b := range purge.Spec.Buckets {
@@ -184,6 +204,20 @@ func (r *WorkspacePurgeReconciler) expire(ctx context.Context, purge *tenancyv1a
 	}
 	logf.FromContext(ctx).Info("audit period over; purge record removed", "workspacePurge", purge.Name)
 	return ctrl.Result{}, nil
+}
+
+// workspaceGone reports, from a live read, whether the workspace that left purge no
+// longer exists (a Workspace of the same name with another UID is a new one).
+func (r *WorkspacePurgeReconciler) workspaceGone(ctx context.Context, purge *tenancyv1alpha1.WorkspacePurge) (bool, error) {
+	ws := &tenancyv1alpha1.Workspace{}
+	err := r.APIReader.Get(ctx, client.ObjectKey{Name: purge.Spec.Workspace}, ws)
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read Workspace %s: %w", purge.Spec.Workspace, err)
+	}
+	return string(ws.UID) != purge.Spec.WorkspaceUID, nil
 }
 
 func releasePurgeFinalizer(ctx context.Context, c client.Client, purge *tenancyv1alpha1.WorkspacePurge) error {

@@ -91,9 +91,10 @@ func (r *WorkspaceReconciler) recordPurge(ctx context.Context, ws *tenancyv1alph
 	if ws.Status.Namespace == "" && ws.Status.Encryption == nil {
 		return true, nil // never provisioned: nothing to purge, and no name to hold
 	}
-	_, err := r.livePurge(ctx, ws)
+	existing, err := r.livePurge(ctx, ws)
 	if err == nil {
-		return true, nil
+		// Created by an earlier pass that may have died before setting the state.
+		return true, r.setPurgeState(ctx, existing, stateOrDeleting(existing.Status.State))
 	}
 	if !apierrors.IsNotFound(err) {
 		return false, err
@@ -181,16 +182,17 @@ func (r *WorkspaceReconciler) scheduleKeyDeletion(ctx context.Context, ws *tenan
 		if key.DeletionDate != nil {
 			continue
 		}
-		date, err := r.Keys.ScheduleDeletion(ctx, owner, key.Region, r.Config.PurgeWindow)
+		date, err := r.Keys.ScheduleDeletion(ctx, owner, key.Region, key.ARN, r.Config.PurgeWindow)
 		if err != nil {
 			return false, awsFailure("KMS", err)
 		}
 		if date == nil {
 			continue // KMS has no such key any more
 		}
-		key.DeletionDate = &metav1.Time{Time: *date}
-		if date.After(purge.Spec.PurgeAfter.Time) {
-			purge.Spec.PurgeAfter = metav1.NewTime(*date)
+		recorded := recordedDeletionDate(*date)
+		key.DeletionDate = &recorded
+		if recorded.After(purge.Spec.PurgeAfter.Time) {
+			purge.Spec.PurgeAfter = recorded
 		}
 		r.Recorder.Eventf(ws, nil, corev1.EventTypeNormal, "KeyDeletionScheduled", "Delete",
 			"KMS key %s in %s will be deleted at %s", key.ARN, key.Region, date.UTC().Format(time.RFC3339))
@@ -221,12 +223,21 @@ func (r *WorkspaceReconciler) closeBuckets(ctx context.Context, _ *tenancyv1alph
 
 // handOverToPurge leaves the rest to the WorkspacePurge controller.
 func (r *WorkspaceReconciler) handOverToPurge(ctx context.Context, _ *tenancyv1alpha1.Workspace, purge *tenancyv1alpha1.WorkspacePurge) (bool, error) {
-	if purge.Status.State == tenancyv1alpha1.PurgeDeleting {
+	// No state at all is a record whose creator died before marking it Deleting.
+	if purge.Status.State == tenancyv1alpha1.PurgeDeleting || purge.Status.State == "" {
 		if err := r.setPurgeState(ctx, purge, tenancyv1alpha1.PurgePending); err != nil {
 			return false, err
 		}
 	}
 	return true, nil
+}
+
+// stateOrDeleting keeps a record's state, or makes a record without one Deleting.
+func stateOrDeleting(state tenancyv1alpha1.PurgeState) tenancyv1alpha1.PurgeState {
+	if state == "" {
+		return tenancyv1alpha1.PurgeDeleting
+	}
+	return state
 }
 
 func (r *WorkspaceReconciler) setPurgeState(ctx context.Context, purge *tenancyv1alpha1.WorkspacePurge, state tenancyv1alpha1.PurgeState) error {
@@ -239,4 +250,15 @@ func (r *WorkspaceReconciler) setPurgeState(ctx context.Context, purge *tenancyv
 		return fmt.Errorf("set WorkspacePurge %s to %s: %w", purge.Name, state, err)
 	}
 	return nil
+}
+
+// recordedDeletionDate is KMS's deletion date as the record stores it, in whole seconds,
+// rounded up: KMS answers milliseconds, and purgeAfter must never come before the moment
+// the key is really gone.
+func recordedDeletionDate(date time.Time) metav1.Time {
+	whole := date.Truncate(time.Second)
+	if whole.Before(date) {
+		whole = whole.Add(time.Second)
+	}
+	return metav1.NewTime(whole)
 }

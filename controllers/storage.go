@@ -23,7 +23,7 @@ import (
 // in production).
 type KeyService interface {
 	Ensure(ctx context.Context, req cloud.KeyRequest) (cloud.Key, error)
-	ScheduleDeletion(ctx context.Context, owner cloud.Owner, region string, window time.Duration) (*time.Time, error)
+	ScheduleDeletion(ctx context.Context, owner cloud.Owner, region, arn string, window time.Duration) (*time.Time, error)
 }
 
 // storageClassName is the workspace's encrypted StorageClass.
@@ -79,10 +79,18 @@ func (r *WorkspaceReconciler) reconcileEncryption(ctx context.Context, ws *tenan
 			entry := keyEntry(ws, region)
 			interrupted[region] = entry != nil && entry.ARN == ""
 		}
+		var primary cloud.Key
 		for _, region := range r.Config.Storage.regions() {
-			if err := r.ensureKey(ctx, ws, region, interrupted[region]); err != nil {
+			key, err := r.ensureKey(ctx, ws, region, interrupted[region])
+			if err != nil {
 				return err
 			}
+			if region == r.Config.Storage.Region {
+				primary = key
+			}
+		}
+		if err := volumeDriverFailure(primary, r.Config.Storage.VolumeDriverRoleARN); err != nil {
+			return err
 		}
 	}
 
@@ -95,21 +103,58 @@ func (r *WorkspaceReconciler) reconcileEncryption(ctx context.Context, ws *tenan
 		return failed("StorageClassFailed", fmt.Errorf("apply StorageClass %s: %w", class.Name, err))
 	}
 	ws.Status.Encryption.StorageClassName = class.Name
-	setCondition(ws, tenancyv1alpha1.ConditionEncryptionReady, metav1.ConditionTrue, "KeysEnabled",
-		fmt.Sprintf("volumes (StorageClass %s) and files are encrypted with KMS key %s, rotated yearly", class.Name, primary.ARN))
+	message := fmt.Sprintf("volumes (StorageClass %s) and files are encrypted with KMS key %s, rotated yearly", class.Name, primary.ARN)
+	if role := r.Config.Storage.VolumeDriverRoleARN; role != "" {
+		// A reconcile without an AWS check follows one that proved it: EncryptionReady
+		// was True, or the check would be due.
+		message += fmt.Sprintf("; its key policy lets the volume driver's role %s use it", role)
+	}
+	setCondition(ws, tenancyv1alpha1.ConditionEncryptionReady, metav1.ConditionTrue, "KeysEnabled", message)
+	return nil
+}
+
+// volumeDriverFailure is the failure of the preflight that the volume driver's role may
+// use the workspace's key: nil when no role is configured or the key policy proves it.
+func volumeDriverFailure(key cloud.Key, role string) error {
+	if role == "" {
+		return nil
+	}
+	const fix = "allow the role these actions in the key policy (the VolumeDriver statements of config/iam/kms-key-policy.json, chart value aws.kmsKeyPolicy)"
+	access := key.VolumeDriver
+	if len(access.Refused) > 0 {
+		return stalled("KeyUnusableByVolumeDriver",
+			"the policy of KMS key %s refuses the volume driver's role %s %s: EC2 would accept a volume under the key and then roll it back; %s",
+			key.ARN, role, strings.Join(access.Refused, ", "), fix)
+	}
+	if len(access.Unproven) > 0 {
+		return stalled("KeyUnusableByVolumeDriver",
+			"the policy of KMS key %s allows the volume driver's role %s %s only through the account (IAM policies, SCPs and permissions boundaries the operator cannot read), so the operator cannot prove the driver can use the key; %s",
+			key.ARN, role, strings.Join(access.Unproven, ", "), fix)
+	}
 	return nil
 }
 
 // ensureKey provisions or checks the key in one region and records it in status.
-func (r *WorkspaceReconciler) ensureKey(ctx context.Context, ws *tenancyv1alpha1.Workspace, region string, interrupted bool) error {
-	key, err := r.Keys.Ensure(ctx, cloud.KeyRequest{
+func (r *WorkspaceReconciler) ensureKey(ctx context.Context, ws *tenancyv1alpha1.Workspace, region string, interrupted bool) (cloud.Key, error) {
+	var recorded tenancyv1alpha1.KeyStatus
+	if entry := findKey(ws, region); entry != nil {
+		recorded = *entry
+	}
+	req := cloud.KeyRequest{
 		Owner:         r.Config.Storage.owner(ws),
 		Region:        region,
+		ARN:           recorded.ARN,
+		Alias:         recorded.Alias,
 		MayHaveOrphan: interrupted,
 		BeforeCreate:  func(ctx context.Context) error { return r.markKeyCreation(ctx, ws) },
-	})
+	}
+	if region == r.Config.Storage.Region {
+		// Volumes are created in the primary region only.
+		req.VolumeDriverRoleARN = r.Config.Storage.VolumeDriverRoleARN
+	}
+	key, err := r.Keys.Ensure(ctx, req)
 	if err != nil {
-		return awsFailure("KMS", fmt.Errorf("key in %s: %w", region, err))
+		return cloud.Key{}, awsFailure("KMS", fmt.Errorf("key in %s: %w", region, err))
 	}
 	if len(key.Repaired) > 0 {
 		recordAWSRepaired(ctx, "KMS key %s (%s)", key.ARN, strings.Join(key.Repaired, ", "))
@@ -123,7 +168,7 @@ func (r *WorkspaceReconciler) ensureKey(ctx context.Context, ws *tenancyv1alpha1
 	} else {
 		ws.Status.Encryption.Keys = append(ws.Status.Encryption.Keys, status)
 	}
-	return nil
+	return key, nil
 }
 
 // keyCreating is the state of a key entry recorded before CreateKey, when its ARN is not

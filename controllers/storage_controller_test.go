@@ -76,7 +76,7 @@ var _ = Describe("Encrypted storage", func() {
 		Expect(reasons).To(ConsistOf("AWSResourcesCreated", "Ready"))
 		for _, e := range events {
 			if e.Reason == "AWSResourcesCreated" {
-				Expect(e.Note).To(ContainSubstring("alias/workspace-operator/lean"))
+				Expect(e.Note).To(ContainSubstring("alias/workspace-operator/envtest/lean"))
 				Expect(strings.Count(e.Note, "KMS key")).To(Equal(2))
 				Expect(strings.Count(e.Note, "bucket ")).To(Equal(4))
 			}
@@ -93,12 +93,15 @@ var _ = Describe("Encrypted storage", func() {
 		for _, region := range []string{primaryRegion, replicaRegion} {
 			keys := keysOf(region, "storage")
 			Expect(keys).To(HaveLen(1), region)
-			Expect(keys[0].Aliases).To(ConsistOf("alias/workspace-operator/storage"))
+			Expect(keys[0].Aliases).To(ConsistOf("alias/workspace-operator/envtest/storage"))
 			Expect(keys[0].Origin).To(Equal("AWS_KMS"))
 			Expect(keys[0].MultiRegion).To(BeFalse())
 			Expect(keys[0].RotationEnabled).To(BeTrue())
 			Expect(keys[0].Tags).To(HaveKeyWithValue("workspace-operator.io/cluster", "envtest"))
+			Expect(keys[0].Policy).To(Equal(testKeyPolicy))
 		}
+		By("proving from the key policy that the volume driver may use the key")
+		Expect(condition(ws, tenancyv1alpha1.ConditionEncryptionReady).Message).To(ContainSubstring("its key policy lets the volume driver's role " + volumeDriverRole + " use it"))
 		Expect(ws.Status.Encryption.Keys).To(HaveLen(2))
 		primaryKey := ws.Status.Encryption.Keys[0]
 		Expect(primaryKey.Region).To(Equal(primaryRegion))

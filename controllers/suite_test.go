@@ -120,11 +120,22 @@ func testConfig() Config {
 	cfg.Storage.ReplicaRegion = replicaRegion
 	cfg.Storage.ReplicationRoleARN = "arn:aws:iam::000000000000:role/workspace-replication"
 	cfg.Storage.WorkloadRoleARNTemplate = "arn:aws:iam::000000000000:role/{{ .Cluster }}-{{ .Workspace }}"
+	cfg.Storage.VolumeDriverRoleARN = volumeDriverRole
 	// As main.go takes them from its environment; envtest runs no pods, so they are never
 	// dialled.
 	cfg.Backup.Env = AWSEndpointEnv([]string{testKMSEndpoint, testS3Endpoint})
 	return cfg
 }
+
+// volumeDriverRole is the EBS CSI driver's role the operator proves each key usable by;
+// testKeyPolicy names it, as config/iam/kms-key-policy.json does.
+const (
+	volumeDriverRole = "arn:aws:iam::000000000000:role/ebs-csi-driver"
+	testKeyPolicy    = `{"Version":"2012-10-17","Statement":[` +
+		`{"Sid":"Root","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"kms:*","Resource":"*"},` +
+		`{"Sid":"VolumeDriverGrantsForEBS","Effect":"Allow","Principal":{"AWS":"` + volumeDriverRole + `"},"Action":["kms:CreateGrant","kms:ListGrants","kms:RevokeGrant"],"Resource":"*","Condition":{"Bool":{"kms:GrantIsForAWSResource":"true"}}},` +
+		`{"Sid":"VolumeDriverDataKeys","Effect":"Allow","Principal":{"AWS":"` + volumeDriverRole + `"},"Action":["kms:Encrypt","kms:Decrypt","kms:ReEncrypt*","kms:GenerateDataKey*","kms:DescribeKey"],"Resource":"*"}]}`
+)
 
 // awsServices are the operator's real AWS code, through the real SDK, against the emulator.
 func awsServices() (*cloud.Keys, *cloud.Buckets) {
@@ -134,7 +145,7 @@ func awsServices() (*cloud.Keys, *cloud.Buckets) {
 		kmsClients[region] = kms.NewFromConfig(awsConfig)
 		s3Clients[region] = s3.NewFromConfig(awsConfig, awsemu.UsePathStyle)
 	}
-	return cloud.NewKeys(kmsClients, "workspace-operator", ""), cloud.NewBuckets(s3Clients, "wso")
+	return cloud.NewKeys(kmsClients, "workspace-operator", testKeyPolicy), cloud.NewBuckets(s3Clients, "wso")
 }
 
 // startOperator runs the reconciler in a manager configured like main.go's, counting the

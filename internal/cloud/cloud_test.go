@@ -73,7 +73,7 @@ func ensureKey(t *testing.T, e *env, req cloud.KeyRequest) cloud.Key {
 }
 
 func aliasOf(e *env, region string) string {
-	out, err := e.kms[region].DescribeKey(context.Background(), &kms.DescribeKeyInput{KeyId: aws.String("alias/workspace-operator/acme")})
+	out, err := e.kms[region].DescribeKey(context.Background(), &kms.DescribeKeyInput{KeyId: aws.String("alias/workspace-operator/prod/acme")})
 	if err != nil {
 		return ""
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -41,8 +42,8 @@ type Keys struct {
 }
 
 // NewKeys manages keys through one client per region. aliasPrefix namespaces the aliases
-// (alias/<aliasPrefix>/<workspace>); policy is the key policy document, empty for KMS's
-// default (the account's root principal administers the key).
+// (alias/<aliasPrefix>/<cluster>/<workspace>); policy is the key policy document, empty
+// for KMS's default (the account's root principal administers the key).
 func NewKeys(clients map[string]KMS, aliasPrefix, policy string) *Keys {
 	return &Keys{clients: clients, aliasPrefix: aliasPrefix, policy: policy}
 }
@@ -51,10 +52,21 @@ func NewKeys(clients map[string]KMS, aliasPrefix, policy string) *Keys {
 type KeyRequest struct {
 	Owner  Owner
 	Region string
+	// ARN is the key recorded for the workspace in this region, if any. It is looked up
+	// first and trusted: KMS is eventually consistent, and an alias lookup that briefly
+	// answers NotFound must not lead to a second key.
+	ARN string
+	// Alias is the alias recorded with ARN. A key recorded under another one (the alias
+	// before it named the cluster) also gets the current alias.
+	Alias string
 	// MayHaveOrphan says an earlier CreateKey for this workspace and region may have
 	// succeeded without its answer reaching the operator (a crash, a lost response), so a
 	// missing alias must first be looked for among the keys by tag.
 	MayHaveOrphan bool
+	// VolumeDriverRoleARN, when set, is the role that creates the workspace's volumes
+	// (the EBS CSI driver's): the key policy, as KMS holds it after Ensure, is evaluated
+	// for the requests EBS makes on its behalf (Key.VolumeDriver).
+	VolumeDriverRoleARN string
 	// BeforeCreate runs right before CreateKey. The caller persists there that a key may
 	// exist from now on, so that a crash right after CreateKey sets MayHaveOrphan next time.
 	BeforeCreate func(context.Context) error
@@ -72,11 +84,35 @@ type Key struct {
 	Created bool
 	// Repaired lists settings found changed outside the operator and restored.
 	Repaired []string
+	// VolumeDriver is what the key policy lets KeyRequest.VolumeDriverRoleARN do with
+	// the key; zero when no role was given.
+	VolumeDriver VolumeDriverAccess
 }
 
-// Alias is the deterministic alias of a workspace's key.
-func (k *Keys) Alias(workspace string) string {
+// Alias is the deterministic alias of a workspace's key. It names the cluster: two
+// clusters in one account and region (blue/green) may both have a workspace of that name.
+func (k *Keys) Alias(owner Owner) string {
+	return fmt.Sprintf("alias/%s/%s/%s", k.aliasPrefix, aliasSegment(owner.Cluster), owner.Workspace)
+}
+
+// legacyAlias is the alias keys were created under before it named the cluster. Such a
+// key keeps it (an earlier operator version, after a rollback, finds the key by it; KMS
+// deletes it with the key), and is found by it when its ARN is not recorded. Another
+// cluster's key may be behind it: a key is ours only if its tags say so.
+func (k *Keys) legacyAlias(workspace string) string {
 	return fmt.Sprintf("alias/%s/%s", k.aliasPrefix, workspace)
+}
+
+// aliasSegment maps a cluster name to the characters KMS allows in an alias (letters,
+// digits, '/', '_', '-'); cluster names may also hold dots. Two names that map alike
+// share aliases, which the tag check turns into KeyOwnedElsewhere, never into adoption.
+func aliasSegment(cluster string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9') {
+			return r
+		}
+		return '_'
+	}, cluster)
 }
 
 func (k *Keys) client(region string) (KMS, error) {
@@ -94,7 +130,7 @@ func (k *Keys) Ensure(ctx context.Context, req KeyRequest) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
-	alias := k.Alias(req.Owner.Workspace)
+	alias := k.Alias(req.Owner)
 	key := Key{Alias: alias, Region: req.Region}
 
 	meta, err := k.find(ctx, c, req, alias)
@@ -119,18 +155,63 @@ func (k *Keys) Ensure(ctx context.Context, req KeyRequest) (Key, error) {
 	key.ARN, key.ID = aws.ToString(meta.Arn), aws.ToString(meta.KeyId)
 	key.State = string(kmstypes.KeyStateEnabled)
 	key.RotationEnabled = true
+	if req.VolumeDriverRoleARN != "" {
+		if key.VolumeDriver, err = k.volumeDriverAccess(ctx, c, key.ARN, req); err != nil {
+			return Key{}, err
+		}
+	}
 	return key, nil
 }
 
-// find returns the key behind the workspace's alias, or an orphan key tagged for the
-// workspace that a lost CreateKey left behind, in which case it also gets the alias.
-func (k *Keys) find(ctx context.Context, c KMS, req KeyRequest, alias string) (*kmstypes.KeyMetadata, error) {
-	out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(alias)})
-	if err == nil {
-		return out.KeyMetadata, nil
+// volumeDriverAccess evaluates the key's policy for the volume driver. With a policy of
+// its own the operator has just created the key with it or restored it, so that is what
+// KMS holds; otherwise KMS's default is read back, whose account only KMS knows.
+func (k *Keys) volumeDriverAccess(ctx context.Context, c KMS, arn string, req KeyRequest) (VolumeDriverAccess, error) {
+	policy := k.policy
+	if policy == "" {
+		out, err := c.GetKeyPolicy(ctx, &kms.GetKeyPolicyInput{KeyId: aws.String(arn), PolicyName: aws.String("default")})
+		if err != nil {
+			return VolumeDriverAccess{}, fmt.Errorf("read policy of key %s: %w", arn, err)
+		}
+		policy = aws.ToString(out.Policy)
 	}
-	if !hasCode(err, "NotFoundException") {
-		return nil, fmt.Errorf("describe key %s in %s: %w", alias, req.Region, err)
+	return EvaluateVolumeDriverAccess(policy, arn, req.VolumeDriverRoleARN, req.Region)
+}
+
+// find returns the key recorded for the workspace, the key behind its alias (or behind
+// its legacy alias, if tagged for it), or an orphan key tagged for the workspace that a
+// lost CreateKey left behind. The key found gets the alias if it lacks it.
+func (k *Keys) find(ctx context.Context, c KMS, req KeyRequest, alias string) (*kmstypes.KeyMetadata, error) {
+	if req.ARN != "" {
+		out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(req.ARN)})
+		switch {
+		case err == nil:
+			// The recorded alias exists: the ARN is recorded only after Ensure created
+			// it. A key recorded under the legacy alias gets the current one.
+			if req.Alias != alias {
+				if err := k.addAlias(ctx, c, alias, out.KeyMetadata); err != nil {
+					return nil, err
+				}
+			}
+			return out.KeyMetadata, nil
+		case hasCode(err, "NotFoundException"):
+			// Not yet visible, or deleted: either way, creating another key would
+			// silently replace the one the workspace's data is encrypted with.
+			return nil, fmt.Errorf("key %s recorded for workspace %s is not found in %s (a new key not visible yet, or a deleted one): %w",
+				req.ARN, req.Owner.Workspace, req.Region, err)
+		default:
+			return nil, fmt.Errorf("describe key %s: %w", req.ARN, err)
+		}
+	}
+	meta, err := k.lookup(ctx, c, req.Owner, req.Region)
+	if err != nil || meta != nil {
+		return meta, err
+	}
+	if legacy, err := k.lookupLegacy(ctx, c, req.Owner, req.Region); err != nil || legacy != nil {
+		if err == nil {
+			err = k.createAlias(ctx, c, alias, legacy)
+		}
+		return legacy, err
 	}
 	if !req.MayHaveOrphan {
 		return nil, nil
@@ -143,6 +224,57 @@ func (k *Keys) find(ctx context.Context, c KMS, req KeyRequest, alias string) (*
 		return nil, err
 	}
 	return orphan, nil
+}
+
+// lookup is the key behind the workspace's alias, nil if there is none.
+func (k *Keys) lookup(ctx context.Context, c KMS, owner Owner, region string) (*kmstypes.KeyMetadata, error) {
+	alias := k.Alias(owner)
+	out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(alias)})
+	switch {
+	case err == nil:
+		return out.KeyMetadata, nil
+	case hasCode(err, "NotFoundException"):
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("describe key %s in %s: %w", alias, region, err)
+	}
+}
+
+// lookupLegacy is the key behind the workspace's legacy alias if it is tagged for this
+// workspace of this cluster, nil otherwise: that alias is shared by every cluster of the
+// account and region, so another cluster's key behind it is no conflict, just not ours.
+func (k *Keys) lookupLegacy(ctx context.Context, c KMS, owner Owner, region string) (*kmstypes.KeyMetadata, error) {
+	legacy := k.legacyAlias(owner.Workspace)
+	out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(legacy)})
+	switch {
+	case hasCode(err, "NotFoundException"):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("describe key %s in %s: %w", legacy, region, err)
+	}
+	tags, err := k.tags(ctx, c, aws.ToString(out.KeyMetadata.KeyId))
+	if err != nil || !owner.owns(tags) {
+		return nil, err
+	}
+	return out.KeyMetadata, nil
+}
+
+// addAlias gives key the alias unless it has it already. An alias that names another
+// key is a conflict for a human: repointing it could hand the workspace's volumes a key
+// that is not its own.
+func (k *Keys) addAlias(ctx context.Context, c KMS, alias string, key *kmstypes.KeyMetadata) error {
+	out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(alias)})
+	switch {
+	case hasCode(err, "NotFoundException"):
+		return k.createAlias(ctx, c, alias, key)
+	case err != nil:
+		return fmt.Errorf("describe key %s: %w", alias, err)
+	case aws.ToString(out.KeyMetadata.KeyId) != aws.ToString(key.KeyId):
+		return terminalf("AliasTaken",
+			"alias %s points at key %s, not at the workspace's key %s recorded in status; delete that alias (aws kms delete-alias) so the operator can create it for the workspace's key",
+			alias, aws.ToString(out.KeyMetadata.KeyId), aws.ToString(key.KeyId))
+	}
+	return nil
 }
 
 // findOrphan looks through the account's keys for one tagged for owner. It costs a call
@@ -246,7 +378,7 @@ func (k *Keys) checkAdoptable(ctx context.Context, c KMS, owner Owner, meta *kms
 	if !owner.owns(tags) {
 		return terminalf("KeyOwnedElsewhere",
 			"key %s behind alias %s is not tagged for workspace %s of cluster %s; it belongs to someone else, so the operator will not use it",
-			id, k.Alias(owner.Workspace), owner.Workspace, owner.Cluster)
+			id, k.Alias(owner), owner.Workspace, owner.Cluster)
 	}
 	return nil
 }
@@ -300,23 +432,32 @@ func (k *Keys) repair(ctx context.Context, c KMS, meta *kmstypes.KeyMetadata) ([
 }
 
 // ScheduleDeletion schedules the deletion of a workspace's key in region after window,
-// and returns when KMS will delete it. A key already pending deletion keeps its date.
-func (k *Keys) ScheduleDeletion(ctx context.Context, owner Owner, region string, window time.Duration) (*time.Time, error) {
+// and returns when KMS will delete it; nil when KMS has no such key. arn is the key
+// recorded for the workspace, which outlives any alias; without one, or when KMS does not
+// find it, the key behind the workspace's alias (or its legacy alias) is the one. A key
+// already pending deletion keeps its date.
+func (k *Keys) ScheduleDeletion(ctx context.Context, owner Owner, region, arn string, window time.Duration) (*time.Time, error) {
 	c, err := k.client(region)
 	if err != nil {
 		return nil, err
 	}
-	alias := k.Alias(owner.Workspace)
-	out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(alias)})
-	if hasCode(err, "NotFoundException") {
-		return nil, nil
+	meta, err := k.keyToDelete(ctx, c, owner, region, arn)
+	if err != nil || meta == nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("describe key %s in %s: %w", alias, region, err)
-	}
-	meta := out.KeyMetadata
 	if meta.KeyState == kmstypes.KeyStatePendingDeletion {
 		return meta.DeletionDate, nil
+	}
+	// A status edited by hand, or an alias repointed, could lead here to a key that holds
+	// another cluster's or workspace's data, which must not be destroyed.
+	tags, err := k.tags(ctx, c, aws.ToString(meta.KeyId))
+	if err != nil {
+		return nil, err
+	}
+	if !owner.owns(tags) {
+		return nil, terminalf("KeyOwnedElsewhere",
+			"key %s is tagged for cluster %q, workspace %q, not workspace %s of cluster %s; the operator will not schedule its deletion",
+			aws.ToString(meta.KeyId), tags[TagCluster], tags[TagWorkspace], owner.Workspace, owner.Cluster)
 	}
 	scheduled, err := c.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{
 		KeyId:               meta.KeyId,
@@ -326,6 +467,27 @@ func (k *Keys) ScheduleDeletion(ctx context.Context, owner Owner, region string,
 		return nil, fmt.Errorf("schedule deletion of key %s in %s: %w", aws.ToString(meta.KeyId), region, err)
 	}
 	return scheduled.DeletionDate, nil
+}
+
+// keyToDelete is the key ScheduleDeletion acts on, nil when KMS has none.
+func (k *Keys) keyToDelete(ctx context.Context, c KMS, owner Owner, region, arn string) (*kmstypes.KeyMetadata, error) {
+	if arn != "" {
+		out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(arn)})
+		switch {
+		case err == nil:
+			return out.KeyMetadata, nil
+		case !hasCode(err, "NotFoundException"):
+			return nil, fmt.Errorf("describe key %s: %w", arn, err)
+		}
+		// KMS is eventually consistent: a key created moments ago may not be found by ARN
+		// yet. Its alias is a second, independent read; a key KMS really deleted took its
+		// aliases with it.
+	}
+	meta, err := k.lookup(ctx, c, owner, region)
+	if err != nil || meta != nil {
+		return meta, err
+	}
+	return k.lookupLegacy(ctx, c, owner, region)
 }
 
 // KeyState is a key as KMS reports it now, for the purge's evidence.

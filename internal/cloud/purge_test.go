@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/workspace-operator/workspace-operator/internal/cloud"
+	"github.com/workspace-operator/workspace-operator/test/awsemu"
 )
 
 func TestCloseRefusesWritesAndEnsureReopens(t *testing.T) {
@@ -26,6 +27,12 @@ func TestCloseRefusesWritesAndEnsureReopens(t *testing.T) {
 	policy, err := e.s3[primary].GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(req.Name)})
 	if err != nil || !strings.Contains(aws.ToString(policy.Policy), "WorkspaceDeletedDenyWrites") {
 		t.Fatalf("closed policy = %v, %v", aws.ToString(policy.Policy), err)
+	}
+	// The emulator evaluates the closed policy: no more uploads, but the operator (not
+	// only the account's root user) can still reopen the bucket.
+	_, err = e.s3[primary].PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(req.Name), Key: aws.String("late"), Body: strings.NewReader("x")})
+	if cloud.ErrorCode(err) != "AccessDenied" {
+		t.Errorf("upload into a closed bucket: %v, want AccessDenied", err)
 	}
 	reopened := ensureBucket(t, e, req)
 	if len(reopened.Repaired) != 1 || reopened.Repaired[0] != "bucket policy" {
@@ -79,12 +86,31 @@ func TestDescribeKeyThroughDeletion(t *testing.T) {
 	if err != nil || state.State != "Enabled" {
 		t.Fatalf("describe = %+v, %v", state, err)
 	}
-	date, err := e.keys.ScheduleDeletion(ctx, owner, primary, 7*24*time.Hour)
+	date, err := e.keys.ScheduleDeletion(ctx, owner, primary, key.ARN, 7*24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	state, err = e.keys.Describe(ctx, primary, key.ARN)
 	if err != nil || state.State != "PendingDeletion" || !state.DeletionDate.Equal(*date) {
 		t.Errorf("describe = %+v, %v; want pending deletion at %s", state, err, date)
+	}
+}
+
+// A bucket closed by an earlier version, whose policy denies s3:PutBucketPolicy to every
+// principal: only the root user can reopen it, and the operator says so.
+func TestEnsureReportsABucketPolicyOnlyRootCanChange(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := context.Background()
+	key := ensureKey(t, e, cloud.KeyRequest{Owner: owner, Region: primary})
+	req := cloud.BucketRequest{Owner: owner, Name: e.buckets.Name(owner, primary), Region: primary, KeyARN: key.ARN}
+	ensureBucket(t, e, req)
+	root := s3.NewFromConfig(e.emu.AWSConfigAs(primary, awsemu.RootAccessKeyID), awsemu.UsePathStyle)
+	legacy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Sid":"WorkspaceDeletedDenyWrites","Effect":"Deny","Principal":"*","Action":["s3:PutObject","s3:PutBucketPolicy"],"Resource":["arn:aws:s3:::%[1]s","arn:aws:s3:::%[1]s/*"]}]}`, req.Name)
+	if _, err := root.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(req.Name), Policy: aws.String(legacy)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.buckets.Ensure(ctx, req)
+	if !cloud.IsTerminal(err) || cloud.ErrorCode(err) != "BucketPolicyLocked" {
+		t.Errorf("err = %v, want terminal BucketPolicyLocked", err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -152,6 +154,11 @@ func (b *Buckets) Ensure(ctx context.Context, req BucketRequest) (Bucket, error)
 				bucket.Repaired = append(bucket.Repaired, s.what)
 			}
 		}
+		if err != nil && s.what == "bucket policy" && hasCode(err, "AccessDenied") {
+			return Bucket{}, terminalf("BucketPolicyLocked",
+				"bucket %s refuses the operator's s3:PutBucketPolicy (%v): a closed-bucket policy written by an earlier operator version denies it to every principal but the account's root user; have the root user delete it (aws s3api delete-bucket-policy --bucket %s), or grant the operator's role s3:PutBucketPolicy",
+				bucket.Name, err, bucket.Name)
+		}
 		if err != nil {
 			return Bucket{}, fmt.Errorf("bucket %s %s: %w", bucket.Name, s.what, err)
 		}
@@ -172,10 +179,13 @@ type bucketSetting struct {
 // createOrAdopt creates the bucket, or checks that an existing one is this workspace's.
 func (b *Buckets) createOrAdopt(ctx context.Context, c S3, req BucketRequest, name string) (bool, error) {
 	_, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(name)})
+	// A 403 carries no body, hence no code but "Forbidden": the bucket is another
+	// account's, or our own under a policy that refuses us. CreateBucket tells which.
+	forbidden := hasCode(err, "Forbidden", "AccessDenied")
 	switch {
 	case err == nil:
 		return false, b.checkOwned(ctx, c, req.Owner, name)
-	case !hasCode(err, "NotFound", "NoSuchBucket"):
+	case !forbidden && !hasCode(err, "NotFound", "NoSuchBucket"):
 		return false, fmt.Errorf("head bucket %s: %w", name, err)
 	}
 
@@ -185,6 +195,8 @@ func (b *Buckets) createOrAdopt(ctx context.Context, c S3, req BucketRequest, na
 	}
 	_, err = c.CreateBucket(ctx, in)
 	switch {
+	case forbidden && hasCode(err, "BucketAlreadyOwnedByYou"):
+		return false, terminalf("BucketAccessDenied", "bucket %s is this account's but refuses the operator's s3:ListBucket; check the bucket policy and the operator's IAM role", name)
 	case hasCode(err, "BucketAlreadyOwnedByYou"):
 		// An earlier attempt created it but did not get as far as tagging it.
 	case hasCode(err, "BucketAlreadyExists"):
@@ -192,14 +204,21 @@ func (b *Buckets) createOrAdopt(ctx context.Context, c S3, req BucketRequest, na
 	case err != nil:
 		return false, fmt.Errorf("create bucket %s in %s: %w", name, req.Region, err)
 	}
+	if err := tagBucket(ctx, c, req.Owner, name); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func tagBucket(ctx context.Context, c S3, owner Owner, name string) error {
 	tagging := &s3types.Tagging{}
-	for _, t := range kmsTags(req.Owner.tags()) {
+	for _, t := range kmsTags(owner.tags()) {
 		tagging.TagSet = append(tagging.TagSet, s3types.Tag{Key: t.TagKey, Value: t.TagValue})
 	}
 	if _, err := c.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: aws.String(name), Tagging: tagging}); err != nil {
-		return false, fmt.Errorf("tag bucket %s: %w", name, err)
+		return fmt.Errorf("tag bucket %s: %w", name, err)
 	}
-	return true, nil
+	return nil
 }
 
 // checkOwned refuses an existing bucket that is not tagged for this workspace. An untagged
@@ -207,7 +226,9 @@ func (b *Buckets) createOrAdopt(ctx context.Context, c S3, req BucketRequest, na
 func (b *Buckets) checkOwned(ctx context.Context, c S3, owner Owner, name string) error {
 	out, err := c.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String(name)})
 	if hasCode(err, "NoSuchTagSet") {
-		return nil
+		// Tagged now, so that it is never left untagged (eventual consistency can fail
+		// the PutBucketTagging right after CreateBucket).
+		return tagBucket(ctx, c, owner, name)
 	}
 	if err != nil {
 		return fmt.Errorf("read tags of bucket %s: %w", name, err)
@@ -344,7 +365,7 @@ func policy(document string) bucketSetting {
 			if err != nil {
 				return false, err
 			}
-			return sameJSON(aws.ToString(out.Policy), document), nil
+			return samePolicy(aws.ToString(out.Policy), document), nil
 		},
 		put: func(ctx context.Context, c S3, bucket *string) error {
 			_, err := c.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: bucket, Policy: aws.String(document)})
@@ -432,25 +453,48 @@ func lifecycle(days int32) bucketSetting {
 	}
 }
 
+// sameLifecycle compares rules by what S3 does with them, whatever form S3 returns them
+// in: rules in any order, an empty filter or the legacy rule-level prefix.
 func sameLifecycle(got, want []s3types.LifecycleRule) bool {
 	if len(got) != len(want) {
 		return false
 	}
-	for i := range want {
-		g, w := got[i], want[i]
-		if aws.ToString(g.ID) != aws.ToString(w.ID) || g.Status != w.Status || (g.Expiration == nil) != (w.Expiration == nil) {
-			return false
-		}
-		if w.Expiration != nil && (aws.ToInt32(g.Expiration.Days) != aws.ToInt32(w.Expiration.Days) ||
-			aws.ToBool(g.Expiration.ExpiredObjectDeleteMarker) != aws.ToBool(w.Expiration.ExpiredObjectDeleteMarker)) {
-			return false
-		}
-		if (w.NoncurrentVersionExpiration == nil) != (g.NoncurrentVersionExpiration == nil) ||
-			(w.AbortIncompleteMultipartUpload == nil) != (g.AbortIncompleteMultipartUpload == nil) {
+	byID := map[string]lifecycleRule{}
+	for _, r := range got {
+		byID[aws.ToString(r.ID)] = normaliseRule(r)
+	}
+	for _, r := range want {
+		if g, ok := byID[aws.ToString(r.ID)]; !ok || g != normaliseRule(r) {
 			return false
 		}
 	}
 	return true
+}
+
+type lifecycleRule struct {
+	status                        s3types.ExpirationStatus
+	prefix                        string
+	days                          int32
+	expiredDeleteMarker           bool
+	noncurrentDays, abortDays     int32
+	hasNoncurrent, hasAbortUpload bool
+}
+
+func normaliseRule(r s3types.LifecycleRule) lifecycleRule {
+	n := lifecycleRule{status: r.Status, prefix: aws.ToString(r.Prefix)} //nolint:staticcheck // S3 still answers rules written with the legacy rule-level prefix
+	if r.Filter != nil {
+		n.prefix += aws.ToString(r.Filter.Prefix)
+	}
+	if e := r.Expiration; e != nil {
+		n.days, n.expiredDeleteMarker = aws.ToInt32(e.Days), aws.ToBool(e.ExpiredObjectDeleteMarker)
+	}
+	if v := r.NoncurrentVersionExpiration; v != nil {
+		n.hasNoncurrent, n.noncurrentDays = true, aws.ToInt32(v.NoncurrentDays)
+	}
+	if a := r.AbortIncompleteMultipartUpload; a != nil {
+		n.hasAbortUpload, n.abortDays = true, aws.ToInt32(a.DaysAfterInitiation)
+	}
+	return n
 }
 
 func sameReplication(got, want *s3types.ReplicationConfiguration) bool {
@@ -540,6 +584,10 @@ func (b *Buckets) Exists(ctx context.Context, region, name string) (bool, error)
 	return true, nil
 }
 
+// closedBucketPolicy denies every write of data. It does not deny s3:PutBucketPolicy:
+// AWS lets only the account's root user past such a deny, so the operator could never
+// reopen the bucket for an undelete. Who may change the policy is IAM's to say: the
+// operator's role, not the workloads'.
 func closedBucketPolicy(bucket string) string {
 	bucketARN := "arn:aws:s3:::" + bucket
 	return mustJSON(map[string]any{
@@ -548,8 +596,8 @@ func closedBucketPolicy(bucket string) string {
 			denyInsecureTransport(bucketARN),
 			{
 				"Sid": "WorkspaceDeletedDenyWrites", "Effect": "Deny", "Principal": "*",
-				"Action":   []string{"s3:PutObject", "s3:RestoreObject", "s3:PutObjectTagging", "s3:PutBucketPolicy"},
-				"Resource": []string{bucketARN, bucketARN + "/*"},
+				"Action":   []string{"s3:PutObject", "s3:RestoreObject", "s3:PutObjectTagging", "s3:PutObjectVersionTagging", "s3:ReplicateObject"},
+				"Resource": []string{bucketARN + "/*"},
 			},
 		},
 	})
@@ -573,9 +621,13 @@ func mustJSON(v any) string {
 
 // bucketPolicy denies any request over plain HTTP and any upload that names an encryption
 // other than SSE-KMS with the workspace key. Uploads that name none get the bucket's
-// default encryption, which is that key.
+// default encryption, which is that key. A condition key missing from the request
+// satisfies StringNotEquals and ...IfExists alike in AWS, hence the Null conditions: without
+// them every upload without encryption headers would be denied. SSE-KMS without a key ID
+// is denied, as S3 would use the AWS managed key aws/s3 for it.
 func bucketPolicy(bucket, keyARN string) string {
 	bucketARN := "arn:aws:s3:::" + bucket
+	named := map[string]string{"s3:x-amz-server-side-encryption": "false"}
 	return mustJSON(map[string]any{
 		"Version": "2012-10-17",
 		"Statement": []map[string]any{
@@ -583,13 +635,88 @@ func bucketPolicy(bucket, keyARN string) string {
 			{
 				"Sid": "DenyUploadsNotEncryptedWithKMS", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
 				"Resource":  bucketARN + "/*",
-				"Condition": map[string]any{"StringNotEqualsIfExists": map[string]string{"s3:x-amz-server-side-encryption": "aws:kms"}},
+				"Condition": map[string]any{"StringNotEquals": map[string]string{"s3:x-amz-server-side-encryption": "aws:kms"}, "Null": named},
 			},
 			{
 				"Sid": "DenyUploadsUnderOtherKeys", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
 				"Resource":  bucketARN + "/*",
-				"Condition": map[string]any{"StringNotEqualsIfExists": map[string]string{"s3:x-amz-server-side-encryption-aws-kms-key-id": keyARN}},
+				"Condition": map[string]any{"StringNotEquals": map[string]string{"s3:x-amz-server-side-encryption-aws-kms-key-id": keyARN}, "Null": named},
 			},
 		},
 	})
+}
+
+// samePolicy compares two policy documents as IAM reads them. AWS hands a policy back
+// normalised (one-element arrays as strings, Principal "*" as {"AWS":"*"}, its own order),
+// and none of that is drift.
+func samePolicy(got, want string) bool {
+	g, okG := canonicalPolicy(got)
+	w, okW := canonicalPolicy(want)
+	if !okG || !okW {
+		return sameJSON(got, want)
+	}
+	return g == w
+}
+
+func canonicalPolicy(doc string) (string, bool) {
+	var p struct {
+		Version   string
+		Statement []map[string]json.RawMessage
+	}
+	if json.Unmarshal([]byte(doc), &p) != nil {
+		return "", false
+	}
+	statements := make([]string, 0, len(p.Statement))
+	for _, st := range p.Statement {
+		canonical := map[string]any{}
+		for field, raw := range st {
+			switch field {
+			case "Action", "NotAction", "Resource", "NotResource":
+				canonical[field] = stringSet(raw)
+			case "Principal", "NotPrincipal":
+				var star string
+				if json.Unmarshal(raw, &star) == nil {
+					canonical[field] = map[string][]string{"AWS": {star}}
+					continue
+				}
+				byType := map[string]json.RawMessage{}
+				_ = json.Unmarshal(raw, &byType)
+				sets := map[string][]string{}
+				for k, v := range byType {
+					sets[k] = stringSet(v)
+				}
+				canonical[field] = sets
+			case "Condition":
+				operators := map[string]map[string]json.RawMessage{}
+				_ = json.Unmarshal(raw, &operators)
+				sets := map[string]map[string][]string{}
+				for op, keys := range operators {
+					sets[op] = map[string][]string{}
+					for k, v := range keys {
+						sets[op][k] = stringSet(v)
+					}
+				}
+				canonical[field] = sets
+			default:
+				var v any
+				_ = json.Unmarshal(raw, &v)
+				canonical[field] = v
+			}
+		}
+		statements = append(statements, mustJSON(canonical))
+	}
+	slices.Sort(statements)
+	return p.Version + "\n" + strings.Join(statements, "\n"), true
+}
+
+// stringSet reads a policy value that is a string or an array of strings, sorted.
+func stringSet(raw json.RawMessage) []string {
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return []string{one}
+	}
+	var many []string
+	_ = json.Unmarshal(raw, &many)
+	slices.Sort(many)
+	return many
 }

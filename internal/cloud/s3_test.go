@@ -97,7 +97,7 @@ func TestEnsureBucketAppliesEverySecuritySetting(t *testing.T) {
 	var policy struct {
 		Statement []struct {
 			Sid, Effect string
-			Action      string
+			Action      any
 			Condition   map[string]map[string]string
 		}
 	}
@@ -113,8 +113,9 @@ func TestEnsureBucketAppliesEverySecuritySetting(t *testing.T) {
 	}
 	want := map[string]map[string]map[string]string{
 		"DenyInsecureTransport":          {"Bool": {"aws:SecureTransport": "false"}},
-		"DenyUploadsNotEncryptedWithKMS": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
-		"DenyUploadsUnderOtherKeys":      {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key.ARN}},
+		"DenyUploadsNotEncryptedWithKMS": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}, "Null": {"s3:x-amz-server-side-encryption": "false"}},
+		"DenyUploadsUnderOtherKeys": {"StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key.ARN},
+			"Null": {"s3:x-amz-server-side-encryption": "false"}},
 	}
 	if diff := cmp.Diff(want, conditions); diff != "" {
 		t.Errorf("policy conditions (-want +got):\n%s", diff)
@@ -132,6 +133,25 @@ func TestEnsureBucketAppliesEverySecuritySetting(t *testing.T) {
 	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: name, Key: aws.String("invoice.pdf")})
 	if err != nil || head.ServerSideEncryption != s3types.ServerSideEncryptionAwsKms || aws.ToString(head.SSEKMSKeyId) != key.ARN {
 		t.Errorf("object encryption = %s %s, %v", head.ServerSideEncryption, aws.ToString(head.SSEKMSKeyId), err)
+	}
+	// The policy, evaluated by the emulator as S3 does: the workspace key is accepted when
+	// named, any other encryption refused.
+	put := func(in s3.PutObjectInput) error {
+		in.Bucket, in.Key, in.Body = name, aws.String("x"), strings.NewReader("x")
+		_, err := c.PutObject(ctx, &in, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+		return err
+	}
+	if err := put(s3.PutObjectInput{ServerSideEncryption: s3types.ServerSideEncryptionAwsKms, SSEKMSKeyId: aws.String(key.ARN)}); err != nil {
+		t.Errorf("upload under the workspace key: %v", err)
+	}
+	for what, in := range map[string]s3.PutObjectInput{
+		"SSE-S3":          {ServerSideEncryption: s3types.ServerSideEncryptionAes256},
+		"another key":     {ServerSideEncryption: s3types.ServerSideEncryptionAwsKms, SSEKMSKeyId: aws.String("arn:aws:kms:eu-west-1:000000000000:key/other")},
+		"aws/s3 (no key)": {ServerSideEncryption: s3types.ServerSideEncryptionAwsKms},
+	} {
+		if err := put(in); cloud.ErrorCode(err) != "AccessDenied" {
+			t.Errorf("upload under %s: %v, want AccessDenied", what, err)
+		}
 	}
 }
 
@@ -221,6 +241,11 @@ func TestEnsureBucketAdoptsAnUntaggedBucketFromACrash(t *testing.T) {
 	if n := len(e.emu.Buckets()); n != 1 {
 		t.Errorf("%d buckets, want 1", n)
 	}
+	// Adopted with its tags: the next cluster or workspace to meet it can tell whose it is.
+	tags, err := e.s3[primary].GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String(bucket.Name)})
+	if err != nil || len(tags.TagSet) != 3 {
+		t.Errorf("tags of the adopted bucket = %+v, %v", tags, err)
+	}
 }
 
 func TestEnsureBucketReplication(t *testing.T) {
@@ -284,5 +309,23 @@ func TestEnsureBackupBucketExpiresObjects(t *testing.T) {
 	req.ExpireAfterDays = 3
 	if shorter := ensureBucket(t, e, req); len(shorter.Repaired) != 1 || shorter.Repaired[0] != "lifecycle" {
 		t.Errorf("lowering retention repaired %v, want the lifecycle", shorter.Repaired)
+	}
+}
+
+// A name owned by another account: HeadBucket answers 403 without a body ("Forbidden"),
+// which no retry will change.
+func TestEnsureBucketReportsANameTakenByAnotherAccount(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := context.Background()
+	name := e.buckets.Name(owner, primary)
+	other := s3.NewFromConfig(e.emu.AWSConfigAs(primary, awsemu.OtherAccountAccessKeyID), awsemu.UsePathStyle)
+	mustDo(t, func() error {
+		_, err := other.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name),
+			CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: primary}})
+		return err
+	})
+	_, err := e.buckets.Ensure(ctx, cloud.BucketRequest{Owner: owner, Name: name, Region: primary, KeyARN: "arn:aws:kms:eu-west-1:000000000000:key/x"})
+	if !cloud.IsTerminal(err) || cloud.ErrorCode(err) != "BucketNameTaken" {
+		t.Errorf("err = %v, want terminal BucketNameTaken", err)
 	}
 }

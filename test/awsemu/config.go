@@ -33,7 +33,14 @@ const retryMaxBackoff = 50 * time.Millisecond
 // because virtual-hosted style would put the bucket name into the hostname
 // of the 127.0.0.1 endpoint.
 func (s *Server) AWSConfig(region string) aws.Config {
+	return s.AWSConfigAs(region, OperatorAccessKeyID)
+}
+
+// AWSConfigAs is AWSConfig signing with accessKeyID, which says who is calling
+// (OperatorAccessKeyID, BackupAccessKeyID, RootAccessKeyID, OtherAccountAccessKeyID).
+func (s *Server) AWSConfigAs(region, accessKeyID string) aws.Config {
 	cfg := NewAWSConfig(s.URL(), region)
+	cfg.Credentials = credentials.NewStaticCredentialsProvider(accessKeyID, TestSecretAccessKey, "")
 	if s.tls != nil {
 		pool := s.tls.pool
 		cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {

@@ -27,6 +27,10 @@ const (
 	// AccessDenied answers KMS AccessDeniedException (HTTP 400) or S3
 	// AccessDenied (HTTP 403). Not retryable.
 	AccessDenied
+	// NotYetVisible answers as if the resource did not exist yet, the way an
+	// eventually consistent read does right after a write: KMS
+	// NotFoundException, S3 NotFound (HEAD) or NoSuchBucket.
+	NotYetVisible
 )
 
 func (k FaultKind) String() string {
@@ -41,6 +45,8 @@ func (k FaultKind) String() string {
 		return "DropResponse"
 	case AccessDenied:
 		return "AccessDenied"
+	case NotYetVisible:
+		return "NotYetVisible"
 	default:
 		return fmt.Sprintf("FaultKind(%d)", int(k))
 	}
@@ -68,7 +74,7 @@ func (f Fault) validate() error {
 	default:
 		return fmt.Errorf("unknown service %q, want %q, %q or empty", f.Service, serviceKMS, serviceS3)
 	}
-	if f.Kind < Throttle || f.Kind > AccessDenied {
+	if f.Kind < Throttle || f.Kind > NotYetVisible {
 		return fmt.Errorf("unknown fault kind %v", f.Kind)
 	}
 	if f.Times < 0 || f.Delay < 0 {

@@ -28,6 +28,8 @@ type kmsService struct {
 
 	mu      sync.Mutex
 	regions map[string]*kmsRegion
+	// caller is the principal of the operation running, under mu.
+	caller  principal
 	nextSeq int // creation order of keys, for stable listings
 }
 
@@ -37,12 +39,12 @@ func newKMSService(clk clock.PassiveClock, accountID string) *kmsService {
 
 // kmsOperation runs one KMS operation with k.mu held and returns the value
 // to encode as the JSON response.
-type kmsOperation func(k *kmsService, region string, body []byte) (any, error)
+type kmsOperation func(k *kmsService, req request, body []byte) (any, error)
 
 // kmsOp adapts a typed operation to kmsOperation: it decodes the request
 // into In and serialises access to the KMS state.
 func kmsOp[In any](op func(*kmsService, string, *In) (any, error)) kmsOperation {
-	return func(k *kmsService, region string, body []byte) (any, error) {
+	return func(k *kmsService, req request, body []byte) (any, error) {
 		in := new(In)
 		if len(bytes.TrimSpace(body)) > 0 {
 			if err := json.Unmarshal(body, in); err != nil {
@@ -51,7 +53,8 @@ func kmsOp[In any](op func(*kmsService, string, *In) (any, error)) kmsOperation 
 		}
 		k.mu.Lock()
 		defer k.mu.Unlock()
-		return op(k, region, in)
+		k.caller = req.principal
+		return op(k, req.region, in)
 	}
 }
 
@@ -104,7 +107,7 @@ func (k *kmsService) serveHTTP(w http.ResponseWriter, r *http.Request, req reque
 		writeKMSError(w, newError(http.StatusRequestEntityTooLarge, "ValidationException", "request body too large"))
 		return
 	}
-	out, err := op(k, req.region, body)
+	out, err := op(k, req, body)
 	if err != nil {
 		writeKMSError(w, err)
 		return

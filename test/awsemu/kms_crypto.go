@@ -204,6 +204,9 @@ func (k *kmsService) decrypt(region string, in *decryptInput) (any, error) {
 	if err := key.requireUsable(); err != nil {
 		return nil, err
 	}
+	if err := k.authorizeByKeyPolicy(key, "kms:Decrypt"); err != nil {
+		return nil, err
+	}
 	if in.DryRun {
 		return nil, dryRunSucceeded()
 	}
@@ -259,6 +262,13 @@ func (k *kmsService) newDataKey(region string, in *generateDataKeyInput, withPla
 		return nil, err
 	}
 	if err := key.requireUsable(); err != nil {
+		return nil, err
+	}
+	action := "kms:GenerateDataKeyWithoutPlaintext"
+	if withPlaintext {
+		action = "kms:GenerateDataKey"
+	}
+	if err := k.authorizeByKeyPolicy(key, action); err != nil {
 		return nil, err
 	}
 	if in.DryRun {

@@ -149,6 +149,9 @@ func (k *kmsService) createKey(region string, in *createKeyInput) (any, error) {
 		if err := validateKeyPolicy(*in.Policy); err != nil {
 			return nil, err
 		}
+		if err := k.checkLockout(*in.Policy, in.BypassPolicyLockoutSafetyCheck); err != nil {
+			return nil, err
+		}
 		policy = *in.Policy
 	}
 	tags := map[string]string{}
@@ -195,6 +198,9 @@ type keyIDInput struct {
 func (k *kmsService) describeKey(region string, in *keyIDInput) (any, error) {
 	key, err := k.resolveKey(region, in.KeyId, true)
 	if err != nil {
+		return nil, err
+	}
+	if err := k.authorizeByKeyPolicy(key, "kms:DescribeKey"); err != nil {
 		return nil, err
 	}
 	return keyMetadataOutput{KeyMetadata: k.metadata(key)}, nil
@@ -433,6 +439,9 @@ func (k *kmsService) putKeyPolicy(region string, in *keyPolicyInput) (any, error
 	if err := validateKeyPolicy(in.Policy); err != nil {
 		return nil, err
 	}
+	if err := k.checkLockout(in.Policy, in.BypassPolicyLockoutSafetyCheck); err != nil {
+		return nil, err
+	}
 	key, err := k.resolveKey(region, in.KeyId, false)
 	if err != nil {
 		return nil, err
@@ -445,8 +454,44 @@ func (k *kmsService) defaultKeyPolicy() string {
 	return fmt.Sprintf(`{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::%s:root"},"Action":"kms:*","Resource":"*"}]}`, k.accountID)
 }
 
+// authorizeByKeyPolicy evaluates the key policy for a request of the volume driver, as KMS
+// does for every request: a Deny refuses it, and so does the absence of an Allow for the
+// role or its account (the account's root statement hands the decision to IAM, which the
+// emulator grants). The other principals are not evaluated: tests replace key policies
+// with ones AWS would lock them out of.
+func (k *kmsService) authorizeByKeyPolicy(key *kmsKey, action string) error {
+	if !strings.HasSuffix(k.caller.arn, ":role/"+VolumeDriverRoleName) {
+		return nil
+	}
+	doc, err := parsePolicy([]byte(key.policy))
+	if err == nil && doc.evaluate(authzRequest{principal: k.caller, action: action, resource: key.arn, context: map[string]string{
+		"aws:PrincipalArn": k.caller.arn, "aws:PrincipalAccount": k.caller.account, "kms:CallerAccount": k.caller.account,
+	}}) == allowed {
+		return nil
+	}
+	return newError(http.StatusBadRequest, "AccessDeniedException",
+		"User: %s is not authorized to perform: %s on resource: %s because no resource-based policy allows the %s action", k.caller.arn, action, key.arn, action)
+}
+
+// checkLockout is KMS's policy lockout safety check: a key policy must let the principal
+// setting it (or, through IAM, every principal of the account) put the key policy again.
+// Keys' policies are otherwise stored, not evaluated.
+func (k *kmsService) checkLockout(policy string, bypass bool) error {
+	if bypass {
+		return nil
+	}
+	doc, err := parsePolicy([]byte(policy))
+	if err == nil && doc.evaluate(authzRequest{principal: k.caller, action: "kms:PutKeyPolicy", resource: "*", context: map[string]string{
+		"aws:PrincipalArn": k.caller.arn, "aws:PrincipalAccount": k.caller.account,
+	}}) == allowed {
+		return nil
+	}
+	return newError(http.StatusBadRequest, "MalformedPolicyDocumentException",
+		"The new key policy will not allow you to update the key policy in the future.")
+}
+
 // validateKeyPolicy checks what KMS checks syntactically: a JSON object with
-// statements. Policies are stored, never evaluated.
+// statements.
 func validateKeyPolicy(policy string) error {
 	if policy == "" {
 		return kmsValidationError("1 validation error detected: Value null at 'policy' failed to satisfy constraint: Member must not be null")

@@ -543,7 +543,20 @@ func TestKeyPolicyAndRotation(t *testing.T) {
 	if !strings.Contains(aws.ToString(got.Policy), "arn:aws:iam::000000000000:root") || aws.ToString(got.PolicyName) != "default" {
 		t.Errorf("default policy = %q (%q)", aws.ToString(got.Policy), aws.ToString(got.PolicyName))
 	}
-	policy, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*"}}})
+	// KMS's lockout safety check refuses a policy that would keep the caller from ever
+	// changing it again, unless asked to bypass the check.
+	lockout, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*"}}})
+	_, err = client.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: &id, Policy: aws.String(string(lockout))})
+	wantCode(t, err, "MalformedPolicyDocumentException")
+	_, err = client.CreateKey(ctx, &kms.CreateKeyInput{Policy: aws.String(string(lockout))})
+	wantCode(t, err, "MalformedPolicyDocumentException")
+	onlyBackup, _ := json.Marshal(map[string]any{"Statement": []any{map[string]any{"Effect": "Allow", "Principal": map[string]any{"AWS": srv.PrincipalARN(awsemu.BackupAccessKeyID)}, "Action": "kms:*", "Resource": "*"}}})
+	_, err = client.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: &id, Policy: aws.String(string(onlyBackup))})
+	wantCode(t, err, "MalformedPolicyDocumentException")
+	if _, err := client.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: &id, Policy: aws.String(string(lockout)), BypassPolicyLockoutSafetyCheck: true}); err != nil {
+		t.Fatalf("PutKeyPolicy bypassing the lockout check: %v", err)
+	}
+	policy, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{"Effect": "Allow", "Principal": map[string]any{"AWS": srv.PrincipalARN(awsemu.OperatorAccessKeyID)}, "Action": []string{"kms:PutKeyPolicy", "kms:Describe*"}, "Resource": "*"}}})
 	if _, err := client.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: &id, Policy: aws.String(string(policy))}); err != nil {
 		t.Fatalf("PutKeyPolicy: %v", err)
 	}
@@ -613,4 +626,43 @@ func TestListKeysPagination(t *testing.T) {
 	wantCode(t, err, "InvalidMarkerException")
 	_, err = client.ListKeys(ctx, &kms.ListKeysInput{Limit: aws.Int32(1001)})
 	wantCode(t, err, "ValidationException")
+}
+
+// The volume driver's requests are evaluated against the key policy, as KMS evaluates
+// every request: the default policy (the account root, then IAM, which the emulator
+// grants) lets it in, a policy naming neither it nor the root does not, a Deny wins.
+func TestKeyPolicyGovernsTheVolumeDriver(t *testing.T) {
+	srv := startServer(t, awsemu.Options{})
+	operator := kmsClient(srv, regionA)
+	driver := kms.NewFromConfig(srv.AWSConfigAs(regionA, awsemu.VolumeDriverAccessKeyID), noKMSRetries)
+	ctx := context.Background()
+	id := createKey(t, operator, "volumes")
+	use := func() error {
+		_, err := driver.GenerateDataKeyWithoutPlaintext(ctx, &kms.GenerateDataKeyWithoutPlaintextInput{KeyId: &id, KeySpec: "AES_256"})
+		return err
+	}
+	if err := use(); err != nil {
+		t.Errorf("under the default policy: %v", err)
+	}
+	put := func(statements ...map[string]any) {
+		t.Helper()
+		doc, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": statements})
+		if _, err := operator.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: &id, Policy: aws.String(string(doc)), BypassPolicyLockoutSafetyCheck: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	operatorOnly := map[string]any{"Effect": "Allow", "Principal": map[string]any{"AWS": srv.PrincipalARN(awsemu.OperatorAccessKeyID)}, "Action": "kms:*", "Resource": "*"}
+	put(operatorOnly)
+	wantCode(t, use(), "AccessDeniedException")
+	forDriver := map[string]any{"Effect": "Allow", "Principal": map[string]any{"AWS": srv.PrincipalARN(awsemu.VolumeDriverAccessKeyID)}, "Action": "kms:GenerateDataKey*", "Resource": "*"}
+	put(operatorOnly, forDriver)
+	if err := use(); err != nil {
+		t.Errorf("with a statement for the driver: %v", err)
+	}
+	put(operatorOnly, forDriver, map[string]any{"Effect": "Deny", "Principal": "*", "Action": "kms:GenerateDataKeyWithoutPlaintext", "Resource": "*"})
+	wantCode(t, use(), "AccessDeniedException")
+	// The operator's own requests are not evaluated (see authorizeByKeyPolicy).
+	if _, err := operator.GenerateDataKeyWithoutPlaintext(ctx, &kms.GenerateDataKeyWithoutPlaintextInput{KeyId: &id, KeySpec: "AES_256"}); err != nil {
+		t.Errorf("operator: %v", err)
+	}
 }

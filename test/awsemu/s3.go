@@ -67,6 +67,9 @@ func (s *s3Service) serveHTTP(w http.ResponseWriter, r *http.Request, req reques
 	c := &s3Call{w: w, r: r, req: req, body: body, checksum: sum}
 	c.bucket, c.key = splitS3Path(r.URL.Path)
 	w.Header().Set("X-Amz-Request-Id", newRequestID())
+	if c.bucket != "" {
+		s.expireObjects(c.bucket)
+	}
 	if err := s.route(c); err != nil {
 		writeS3Error(w, r, err)
 	}
@@ -85,6 +88,9 @@ func (s *s3Service) route(c *s3Call) error {
 	}
 	st, err := s.bucket(c)
 	if err != nil {
+		return err
+	}
+	if err := s.authorize(c, st); err != nil {
 		return err
 	}
 	q := c.r.URL.Query()

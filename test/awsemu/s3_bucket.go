@@ -25,6 +25,7 @@ var bucketNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 // cannot store. Guarded by s3Service.mu.
 type bucketState struct {
 	region  string
+	account string            // the owner
 	configs map[string][]byte // by sub-resource query key
 }
 
@@ -81,6 +82,10 @@ func (s *s3Service) createBucket(c *s3Call) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if existing := s.buckets[c.bucket]; existing != nil {
+		if existing.account != c.req.principal.account {
+			return newError(http.StatusConflict, "BucketAlreadyExists",
+				"The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.")
+		}
 		if existing.region == usEast1 && region == usEast1 {
 			c.w.Header().Set("Location", "/"+c.bucket)
 			return nil
@@ -91,7 +96,7 @@ func (s *s3Service) createBucket(c *s3Call) error {
 	if err := s.backend.CreateBucket(c.bucket); err != nil {
 		return err
 	}
-	st := &bucketState{region: region, configs: map[string][]byte{}}
+	st := &bucketState{region: region, account: c.req.principal.account, configs: map[string][]byte{}}
 	if ownership != "" {
 		st.configs["ownershipControls"] = ownershipControlsDocument(ownership)
 	}
@@ -128,6 +133,9 @@ func (s *s3Service) getBucketLocation(c *s3Call) error {
 	s.mu.Unlock()
 	if st == nil {
 		return errNoSuchBucket()
+	}
+	if st.account != c.req.principal.account {
+		return newError(http.StatusForbidden, "AccessDenied", "Access Denied")
 	}
 	constraint := st.region
 	if constraint == usEast1 {
@@ -185,6 +193,9 @@ func (s *s3Service) listBuckets(c *s3Call) error {
 	var listed []listedBucket
 	for _, name := range slices.Sorted(maps.Keys(s.buckets)) {
 		region := s.buckets[name].region
+		if s.buckets[name].account != c.req.principal.account {
+			continue
+		}
 		if !strings.HasPrefix(name, q.Get("prefix")) || (q.Has("bucket-region") && q.Get("bucket-region") != region) {
 			continue
 		}

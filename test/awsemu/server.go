@@ -54,6 +54,11 @@ type Options struct {
 	TLS bool
 	// Logger, when set, receives one record per request. Nil is silent.
 	Logger *slog.Logger
+	// StrictTransport makes plain-HTTP requests count as insecure
+	// (aws:SecureTransport false), as AWS counts them. Without it, and without
+	// TLS, every request counts as secure: the in-process suites speak plain
+	// HTTP where every production client speaks HTTPS.
+	StrictTransport bool
 }
 
 // Handler is the emulator as an http.Handler, for embedding in a server the
@@ -62,9 +67,10 @@ type Handler struct {
 	faultSet
 	callLog
 
-	logger *slog.Logger
-	kms    *kmsService
-	s3     *s3Service
+	logger          *slog.Logger
+	kms             *kmsService
+	s3              *s3Service
+	strictTransport bool
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -84,9 +90,10 @@ func NewHandler(opts Options) (*Handler, error) {
 	}
 	kmsSvc := newKMSService(clk, account)
 	return &Handler{
-		logger: opts.Logger,
-		kms:    kmsSvc,
-		s3:     newS3Service(clk, account, kmsSvc),
+		logger:          opts.Logger,
+		kms:             kmsSvc,
+		s3:              newS3Service(clk, account, kmsSvc),
+		strictTransport: opts.StrictTransport,
 	}, nil
 }
 
@@ -98,6 +105,9 @@ type request struct {
 	operation string
 	// region is empty for unsigned (anonymous) requests.
 	region string
+	// principal signed the request; secure is aws:SecureTransport.
+	principal principal
+	secure    bool
 }
 
 // classify tells KMS from S3 by the X-Amz-Target header that every JSON
@@ -124,6 +134,8 @@ func classify(r *http.Request) request {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	started := time.Now()
 	req := classify(r)
+	req.principal = principalOf(accessKeyID(r), h.kms.accountID)
+	req.secure = r.TLS != nil || !h.strictTransport
 	ow := &outcomeWriter{ResponseWriter: w}
 	outcome := h.serve(ow, r, req)
 	h.add(Call{Service: req.service, Operation: req.operation, Outcome: outcome})
@@ -195,6 +207,8 @@ func faultError(req request, kind FaultKind) *apiError {
 		case AccessDenied:
 			return newError(http.StatusBadRequest, "AccessDeniedException",
 				"User is not authorized to perform: kms:%s (injected fault)", req.operation)
+		case NotYetVisible:
+			return newError(http.StatusBadRequest, "NotFoundException", "Key does not exist (injected fault: not yet visible)")
 		default:
 			return newError(http.StatusInternalServerError, "KMSInternalException",
 				"An internal error occurred (injected fault)")
@@ -205,6 +219,8 @@ func faultError(req request, kind FaultKind) *apiError {
 		return newError(http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
 	case AccessDenied:
 		return newError(http.StatusForbidden, "AccessDenied", "Access Denied")
+	case NotYetVisible:
+		return newError(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist (injected fault: not yet visible)")
 	default:
 		return newError(http.StatusInternalServerError, "InternalError",
 			"We encountered an internal error. Please try again.")

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -13,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+	"github.com/workspace-operator/workspace-operator/internal/cloud"
 )
 
 // killOperator kills the operator without warning, as a node failure or an OOM kill
@@ -27,7 +29,8 @@ func killOperator() {
 // crashSafetySpecs register, inside the suite's ordered container and before the uninstall
 // spec, the specs that kill the operator.
 func crashSafetySpecs() {
-	const workspaces = 3
+	// Enough workspaces that kills land in every step of provisioning and deletion.
+	const workspaces = 20
 	names := make([]string, workspaces)
 	for i := range names {
 		names[i] = fmt.Sprintf("crash-%d", i)
@@ -77,6 +80,49 @@ func crashSafetySpecs() {
 				Expect(k.DeletionDate.Time).NotTo(BeTemporally(">", purge.Spec.PurgeAfter.Time))
 			}
 			Expect(purge.Spec.Buckets).To(HaveLen(4), "the files and backup buckets of both regions")
+		}
+
+		By("holding in AWS what the records list and nothing else: one key pending deletion per workspace and region, behind its alias; no untracked key; no leaked bucket")
+		crashed := map[string]bool{}
+		trackedKeys, trackedBuckets := map[string]string{}, map[string]bool{}
+		for _, name := range names {
+			crashed[name] = true
+			var purges tenancyv1alpha1.WorkspacePurgeList
+			Expect(k8sClient.List(ctx, &purges, client.MatchingLabels{tenancyv1alpha1.WorkspaceLabel: name})).To(Succeed())
+			for _, k := range purges.Items[0].Spec.Keys {
+				trackedKeys[k.ARN] = name
+			}
+			for _, b := range purges.Items[0].Spec.Buckets {
+				trackedBuckets[b.Name] = true
+			}
+		}
+		keys, buckets := awsHoldings(Default)
+		perRegion := map[string]int{}
+		for _, k := range keys {
+			name := k.Tags[cloud.TagWorkspace]
+			if !crashed[name] {
+				continue // another spec's
+			}
+			Expect(trackedKeys).To(HaveKeyWithValue(k.ARN, name), "key %s of %s is in no purge record", k.ARN, name)
+			Expect(k.State).To(Equal("PendingDeletion"), "key %s of %s", k.ARN, name)
+			Expect(k.Aliases).To(ConsistOf("alias/workspace-operator/default/"+name), "aliases of key %s", k.ARN)
+			region := strings.Split(k.ARN, ":")[3]
+			perRegion[name+" in "+region]++
+		}
+		for _, name := range names {
+			for _, region := range []string{awsRegion, replicaRegion} {
+				Expect(perRegion[name+" in "+region]).To(Equal(1), "keys of %s in %s", name, region)
+			}
+		}
+		held := map[string]bool{}
+		for _, b := range buckets {
+			if name := b.Tags[cloud.TagWorkspace]; crashed[name] {
+				Expect(trackedBuckets).To(HaveKey(b.Name), "bucket %s of %s is in no purge record", b.Name, name)
+				held[b.Name] = true
+			}
+		}
+		for name := range trackedBuckets {
+			Expect(held).To(HaveKey(name), "bucket %s of a purge record is not in AWS (or not tagged)", name)
 		}
 	})
 }

@@ -97,6 +97,8 @@ leaderElection.enabled says.
 {{- end }}
 - {{ printf "--namespace-prefix=%s" $v.namespacePrefix | quote }}
 - {{ printf "--ingress-namespaces=%s" (join "," $v.ingressNamespaces) | quote }}
+- {{ printf "--cluster-pod-cidrs=%s" (join "," $v.clusterPodCIDRs) | quote }}
+- {{ printf "--cluster-service-cidrs=%s" (join "," $v.clusterServiceCIDRs) | quote }}
 - {{ printf "--dns-namespace=%s" $v.dnsNamespace | quote }}
 {{- $labels := list }}
 {{- range $key, $value := $v.dnsPodLabels }}
@@ -128,6 +130,7 @@ leaderElection.enabled says.
 {{- end }}
 - {{ printf "--storage-parameters=%s" (join "," $parameters) | quote }}
 - {{ printf "--storage-kms-key-parameter=%s" $v.storage.kmsKeyParameter | quote }}
+- {{ printf "--volume-driver-role-arn=%s" $v.storage.volumeDriverRoleArn | quote }}
 - {{ printf "--purge-window=%s" $v.purge.window | quote }}
 - {{ printf "--purge-audit-period=%s" $v.purge.auditPeriod | quote }}
 - {{ printf "--backup-image=%s" (include "workspace-operator.image" .) | quote }}
