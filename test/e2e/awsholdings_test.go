@@ -30,7 +30,7 @@ func awsHoldings(g Gomega) ([]heldKey, []heldBucket) {
 	var keys []heldKey
 	var buckets []heldBucket
 	for _, region := range []string{awsRegion, replicaRegion} {
-		cfg := awsemu.NewAWSConfig(awsEndpoint, region)
+		cfg := awsemu.NewAWSConfig(emulatorURL, region)
 		kc := kms.NewFromConfig(cfg)
 		aliases := map[string][]string{}
 		for pages := kms.NewListAliasesPaginator(kc, &kms.ListAliasesInput{}); pages.HasMorePages(); {

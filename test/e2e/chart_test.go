@@ -27,6 +27,7 @@ import (
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
 	"github.com/workspace-operator/workspace-operator/internal/localstack"
 	"github.com/workspace-operator/workspace-operator/internal/testenv"
+	"github.com/workspace-operator/workspace-operator/test/awsemu"
 )
 
 // chartNamespace is where the chart installs the operator, as the install docs say.
@@ -36,11 +37,18 @@ const chartNamespace = "workspace-operator-system"
 const moverNamespace = "workspace-operator-mover"
 
 // podIdentityPolicy stands in for EKS Pod Identity (or IRSA's webhook), which gives a pod
-// its ServiceAccount's AWS credentials: it adds the emulator's credentials to every pod of
-// the mover namespace. The operator sets none itself, as on EKS.
+// its ServiceAccount's AWS credentials: it gives every pod of the mover namespace the
+// emulator's access key of the backup role, the identity the mover's ServiceAccount is
+// annotated with on EKS. The operator sets no credentials itself, as on EKS.
 func podIdentityPolicy() string {
+	vars := []string{"AWS_ACCESS_KEY_ID=" + awsemu.BackupAccessKeyID, "AWS_SECRET_ACCESS_KEY=" + awsemu.TestSecretAccessKey}
+	for _, kv := range awsEnv { // the rest keeps the SDK off any AWS configuration of its own
+		if name, _, _ := strings.Cut(kv, "="); name != "AWS_ACCESS_KEY_ID" && name != "AWS_SECRET_ACCESS_KEY" {
+			vars = append(vars, kv)
+		}
+	}
 	var env strings.Builder
-	for i, kv := range awsEnv {
+	for i, kv := range vars {
 		name, value, _ := strings.Cut(kv, "=")
 		if i > 0 {
 			env.WriteString(", ")

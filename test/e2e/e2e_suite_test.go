@@ -54,10 +54,8 @@ var (
 	// emulatorURL is the AWS emulator's endpoint for KMS and S3.
 	emulatorURL string
 	// awsEnv lets the agent's AWS SDK reach the emulator.
-	awsEnv []string
-	// awsEndpoint is the emulator's, where specs count what AWS holds.
-	awsEndpoint string
-	k8sClient   client.Client // direct, uncached: what the API server really holds
+	awsEnv    []string
+	k8sClient client.Client // direct, uncached: what the API server really holds
 
 	// keepWorkDir keeps the logs for a human when anything failed.
 	keepWorkDir = true
@@ -139,7 +137,6 @@ var _ = BeforeSuite(func(setup SpecContext) {
 	// Credentials only: the agent the specs run must find the emulator through the
 	// endpoint settings the operator put on its pods.
 	awsEnv = emulator.ClientEnv()
-	awsEndpoint = emulator.URL()
 	operator, err = stack.StartOperator(setup, operatorOptions)
 	Expect(err).NotTo(HaveOccurred())
 	keepWorkDir = false
