@@ -74,67 +74,71 @@ func probe(namespace, name string, args ...string) (bool, string) {
 	return pod.Status.Phase == corev1.PodSucceeded, string(log)
 }
 
-// The firewall specs prove each workspace's NetworkPolicies with real connections between
-// pods on the stack's node, enforced by kube-router.
-var _ = Describe("Workspace firewalls on a real node", Ordered, func() {
-	var serverA, serverB, systemServer string
+// firewallSpecs prove each workspace's NetworkPolicies with real connections between pods
+// on the stack's node, enforced by kube-router. They are registered inside the suite's
+// ordered container, before the spec that uninstalls the Workspace API: Ginkgo shuffles
+// top-level containers, so on their own they could run after it.
+func firewallSpecs() {
+	Describe("Workspace firewalls on a real node", Ordered, func() {
+		var serverA, serverB, systemServer string
 
-	BeforeAll(func() {
-		if noNode != "" {
-			Skip(noNode)
-		}
-		for _, name := range []string{"fw-a", "fw-b"} {
-			Expect(k8sClient.Create(ctx, &tenancyv1alpha1.Workspace{
-				ObjectMeta: metav1.ObjectMeta{Name: name},
-				Spec: tenancyv1alpha1.WorkspaceSpec{
-					Owners: []tenancyv1alpha1.Owner{{Kind: tenancyv1alpha1.UserOwner, Name: name + "@example.com"}},
-				},
-			})).To(Succeed())
-		}
-		expectReady("fw-a")
-		expectReady("fw-b")
-		serverA = startServer("ws-fw-a", "server")
-		serverB = startServer("ws-fw-b", "server")
-		// A cluster service that is not DNS, with no NetworkPolicy of its own, as most of
-		// kube-system is.
-		systemServer = startServer(metav1.NamespaceSystem, "fw-system-server")
-	})
+		BeforeAll(func() {
+			if noNode != "" {
+				Skip(noNode)
+			}
+			for _, name := range []string{"fw-a", "fw-b"} {
+				Expect(k8sClient.Create(ctx, &tenancyv1alpha1.Workspace{
+					ObjectMeta: metav1.ObjectMeta{Name: name},
+					Spec: tenancyv1alpha1.WorkspaceSpec{
+						Owners: []tenancyv1alpha1.Owner{{Kind: tenancyv1alpha1.UserOwner, Name: name + "@example.com"}},
+					},
+				})).To(Succeed())
+			}
+			expectReady("fw-a")
+			expectReady("fw-b")
+			serverA = startServer("ws-fw-a", "server")
+			serverB = startServer("ws-fw-b", "server")
+			// A cluster service that is not DNS, with no NetworkPolicy of its own, as most of
+			// kube-system is.
+			systemServer = startServer(metav1.NamespaceSystem, "fw-system-server")
+		})
 
-	It("lets a workspace's pods reach each other and resolve names through the cluster DNS", func() {
-		ok, log := probe("ws-fw-a", "dial-own", "dial", fmt.Sprintf("%s:%d", serverA, probePort))
-		Expect(ok).To(BeTrue(), "a pod reaches a pod of its own workspace:\n%s", log)
-		ok, log = probe("ws-fw-a", "resolve", "resolve", "kubernetes.default.svc.cluster.local")
-		Expect(ok).To(BeTrue(), "the DNS allowance lets the CoreDNS pod answer:\n%s", log)
-	})
+		It("lets a workspace's pods reach each other and resolve names through the cluster DNS", func() {
+			ok, log := probe("ws-fw-a", "dial-own", "dial", fmt.Sprintf("%s:%d", serverA, probePort))
+			Expect(ok).To(BeTrue(), "a pod reaches a pod of its own workspace:\n%s", log)
+			ok, log = probe("ws-fw-a", "resolve", "resolve", "kubernetes.default.svc.cluster.local")
+			Expect(ok).To(BeTrue(), "the DNS allowance lets the CoreDNS pod answer:\n%s", log)
+		})
 
-	It("keeps a workspace's pods from another workspace and from kube-system", func() {
-		ok, log := probe("ws-fw-a", "dial-other", "dial", fmt.Sprintf("%s:%d", serverB, probePort))
-		Expect(ok).To(BeFalse(), "a pod of fw-a reached fw-b's server:\n%s", log)
-		ok, log = probe("ws-fw-b", "dial-other", "dial", fmt.Sprintf("%s:%d", serverA, probePort))
-		Expect(ok).To(BeFalse(), "a pod of fw-b reached fw-a's server:\n%s", log)
-		ok, log = probe("ws-fw-a", "dial-system", "dial", fmt.Sprintf("%s:%d", systemServer, probePort))
-		Expect(ok).To(BeFalse(), "a pod of fw-a reached a kube-system pod:\n%s", log)
-	})
+		It("keeps a workspace's pods from another workspace and from kube-system", func() {
+			ok, log := probe("ws-fw-a", "dial-other", "dial", fmt.Sprintf("%s:%d", serverB, probePort))
+			Expect(ok).To(BeFalse(), "a pod of fw-a reached fw-b's server:\n%s", log)
+			ok, log = probe("ws-fw-b", "dial-other", "dial", fmt.Sprintf("%s:%d", serverA, probePort))
+			Expect(ok).To(BeFalse(), "a pod of fw-b reached fw-a's server:\n%s", log)
+			ok, log = probe("ws-fw-a", "dial-system", "dial", fmt.Sprintf("%s:%d", systemServer, probePort))
+			Expect(ok).To(BeFalse(), "a pod of fw-a reached a kube-system pod:\n%s", log)
+		})
 
-	It("keeps pods outside the workspace from reaching into it", func() {
-		ok, log := probe(metav1.NamespaceSystem, "fw-dial-in", "dial", fmt.Sprintf("%s:%d", serverA, probePort))
-		Expect(ok).To(BeFalse(), "a kube-system pod reached fw-a's server:\n%s", log)
-	})
+		It("keeps pods outside the workspace from reaching into it", func() {
+			ok, log := probe(metav1.NamespaceSystem, "fw-dial-in", "dial", fmt.Sprintf("%s:%d", serverA, probePort))
+			Expect(ok).To(BeFalse(), "a kube-system pod reached fw-a's server:\n%s", log)
+		})
 
-	It("shows that the probe would see an open path: kube-system reaches its own server", func() {
-		// The negative specs above are meaningful only if the same dial succeeds where no
-		// policy applies.
-		ok, log := probe(metav1.NamespaceSystem, "fw-dial-system", "dial", fmt.Sprintf("%s:%d", systemServer, probePort))
-		Expect(ok).To(BeTrue(), "kube-system has no NetworkPolicy:\n%s", log)
-	})
+		It("shows that the probe would see an open path: kube-system reaches its own server", func() {
+			// The negative specs above are meaningful only if the same dial succeeds where no
+			// policy applies.
+			ok, log := probe(metav1.NamespaceSystem, "fw-dial-system", "dial", fmt.Sprintf("%s:%d", systemServer, probePort))
+			Expect(ok).To(BeTrue(), "kube-system has no NetworkPolicy:\n%s", log)
+		})
 
-	AfterAll(func() {
-		if noNode != "" {
-			return
-		}
-		_ = k8sClient.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: "fw-system-server"}})
-		for _, name := range []string{"fw-a", "fw-b"} {
-			_ = k8sClient.Delete(ctx, &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: name}})
-		}
+		AfterAll(func() {
+			if noNode != "" {
+				return
+			}
+			_ = k8sClient.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: "fw-system-server"}})
+			for _, name := range []string{"fw-a", "fw-b"} {
+				_ = k8sClient.Delete(ctx, &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+			}
+		})
 	})
-})
+}

@@ -176,6 +176,8 @@ var _ = Describe("The operator binary on a real control plane", Ordered, func() 
 		}, namespaceTimeout, interval).Should(Succeed())
 	})
 
+	firewallSpecs()
+	podSecuritySpecs()
 	backupUndeleteSpecs()
 	highAvailabilitySpecs()
 	crashSafetySpecs()
