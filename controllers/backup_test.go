@@ -262,3 +262,22 @@ func TestBackupHealth(t *testing.T) {
 		})
 	}
 }
+
+func TestBackupHoldDays(t *testing.T) {
+	day := 24 * time.Hour
+	for _, tc := range []struct {
+		retention int32
+		window    time.Duration
+		want      int32
+	}{
+		{7, 7 * day, 15},
+		{7, 30 * day, 38},
+		{1, 7 * day, 9},
+		// A window of whole days is what admission allows; a partial day still counts whole.
+		{7, 7*day + time.Hour, 16},
+	} {
+		if got := backupHoldDays(tc.retention, tc.window); got != tc.want {
+			t.Errorf("backupHoldDays(%d, %s) = %d, want %d", tc.retention, tc.window, got, tc.want)
+		}
+	}
+}

@@ -21,6 +21,7 @@ type BucketService interface {
 	Name(owner cloud.Owner, region string) string
 	BackupName(owner cloud.Owner, region string) string
 	Close(ctx context.Context, region, name string) error
+	HoldBackups(ctx context.Context, region, name string, days int32) error
 }
 
 // Bucket roles in status.

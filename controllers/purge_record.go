@@ -213,12 +213,27 @@ func (r *WorkspaceReconciler) closeBuckets(ctx context.Context, _ *tenancyv1alph
 	if r.Buckets == nil {
 		return true, nil
 	}
+	hold := backupHoldDays(r.Config.Backup.MaxRetentionDays, r.Config.PurgeWindow)
 	for _, b := range purge.Spec.Buckets {
+		if b.Kind == backupBucketKind {
+			if err := r.Buckets.HoldBackups(ctx, b.Region, b.Name, hold); err != nil {
+				return false, awsFailure("S3", err)
+			}
+		}
 		if err := r.Buckets.Close(ctx, b.Region, b.Name); err != nil {
 			return false, awsFailure("S3", err)
 		}
 	}
 	return true, nil
+}
+
+// backupHoldDays is how long, in days from their creation, a deleted workspace's backups
+// are kept: the oldest is at most maxRetentionDays old at the deletion and must outlive the
+// purge window, so that an undelete on its last day still finds every backup. S3 counts
+// lifecycle days from midnight UTC, hence the extra day.
+func backupHoldDays(maxRetentionDays int32, purgeWindow time.Duration) int32 {
+	windowDays := int32((purgeWindow + 24*time.Hour - 1) / (24 * time.Hour))
+	return maxRetentionDays + windowDays + 1
 }
 
 // handOverToPurge leaves the rest to the WorkspacePurge controller.

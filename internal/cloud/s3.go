@@ -525,6 +525,25 @@ func (b *Buckets) Close(ctx context.Context, region, name string) error {
 	return nil
 }
 
+// HoldBackups makes S3 keep every backup in a deleted workspace's backup bucket for days
+// from now at least: its expiry lifecycle, which would otherwise go on expiring backups at
+// the retention age during the purge window, is lengthened to days. An undelete's Ensure
+// puts the retention back; the purge deletes everything at purgeAfter.
+func (b *Buckets) HoldBackups(ctx context.Context, region, name string, days int32) error {
+	c, err := b.client(region)
+	if err != nil {
+		return err
+	}
+	_, err = lifecycle(days).ensure(ctx, c, aws.String(name))
+	if hasCode(err, "NoSuchBucket") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("hold the backups of bucket %s for %d days: %w", name, days, err)
+	}
+	return nil
+}
+
 // Purge deletes every version and delete marker in a bucket, then the bucket itself, and
 // returns how many versions it deleted. A bucket that no longer exists is purged.
 func (b *Buckets) Purge(ctx context.Context, region, name string) (int, error) {
