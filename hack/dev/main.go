@@ -131,8 +131,9 @@ func startOperator(ctx context.Context, stack *localstack.Stack, binary string, 
 	operator, err := stack.StartOperator(ctx, localstack.OperatorOptions{
 		Binary: binary,
 		// The node's CSI driver provisions the workspaces' volumes, as the EBS driver does on EKS.
-		Args: []string{"--zap-devel", "--aws-region=" + awsRegion, "--storage-provisioner=" + localstack.CSIDriverName},
-		Env:  append(emulator.ClientEnv(), emulator.EndpointEnv()...),
+		Args: []string{"--zap-devel", "--aws-region=" + awsRegion, "--storage-provisioner=" + localstack.CSIDriverName,
+			"--cluster-pod-cidrs=" + localstack.ClusterCIDR, "--cluster-service-cidrs=" + localstack.ServiceCIDR},
+		Env: append(emulator.ClientEnv(), emulator.EndpointEnv()...),
 	})
 	if err != nil {
 		return fmt.Errorf("start the operator: %w", err)

@@ -130,6 +130,8 @@ var _ = BeforeSuite(func(setup SpecContext) {
 			"--aws-replica-region=" + replicaRegion, "--replication-role-arn=arn:aws:iam::000000000000:role/replication",
 			// The node's CSI driver provisions the workspaces' volumes, as the EBS driver does on EKS.
 			"--storage-provisioner=" + localstack.CSIDriverName,
+			// "The internet" in an egress rule never means the rest of the cluster.
+			"--cluster-pod-cidrs=" + localstack.ClusterCIDR, "--cluster-service-cidrs=" + localstack.ServiceCIDR,
 			"--backup-image=" + operatorImage,
 		},
 		Env: append(emulator.ClientEnv(), emulator.EndpointEnv()...),

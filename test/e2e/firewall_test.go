@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -47,9 +48,14 @@ func probePod(namespace, name string, restart corev1.RestartPolicy, args ...stri
 	}
 }
 
-// startServer runs a probe server and returns its pod IP once it is running.
+// startServer runs a probe server on probePort and returns its pod IP once it is running.
 func startServer(namespace, name string) string {
-	pod := probePod(namespace, name, corev1.RestartPolicyAlways, "serve", fmt.Sprintf("--listen=:%d", probePort))
+	return startServerOn(namespace, name, probePort)
+}
+
+// startServerOn runs a probe server on port and returns its pod IP once it is running.
+func startServerOn(namespace, name string, port int) string {
+	pod := probePod(namespace, name, corev1.RestartPolicyAlways, "serve", fmt.Sprintf("--listen=:%d", port))
 	Expect(k8sClient.Create(ctx, pod)).To(Succeed())
 	Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, key(namespace, name), pod)).To(Succeed())
@@ -121,6 +127,45 @@ func firewallSpecs() {
 		It("keeps pods outside the workspace from reaching into it", func() {
 			ok, log := probe(metav1.NamespaceSystem, "fw-dial-in", "dial", fmt.Sprintf("%s:%d", serverA, probePort))
 			Expect(ok).To(BeFalse(), "a kube-system pod reached fw-a's server:\n%s", log)
+		})
+
+		It("lets \"internet\" egress reach outside the cluster, never the cluster's own pods", func() {
+			By("serving on the node address, outside the pod and Service ranges, as a server on the internet would")
+			outside, err := net.Listen("tcp", net.JoinHostPort(localstack.NodeIP, "0"))
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(outside.Close)
+			go func() {
+				for {
+					conn, err := outside.Accept()
+					if err != nil {
+						return
+					}
+					_, _ = conn.Write([]byte("ok\n"))
+					_ = conn.Close()
+				}
+			}()
+			port := outside.Addr().(*net.TCPAddr).Port
+			insider := startServerOn(metav1.NamespaceSystem, "fw-egress-target", port)
+			DeferCleanup(func() {
+				_ = k8sClient.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: "fw-egress-target"}})
+			})
+
+			Expect(k8sClient.Create(ctx, &tenancyv1alpha1.Workspace{
+				ObjectMeta: metav1.ObjectMeta{Name: "fw-egress"},
+				Spec: tenancyv1alpha1.WorkspaceSpec{
+					Owners:  []tenancyv1alpha1.Owner{{Kind: tenancyv1alpha1.UserOwner, Name: "eve@example.com"}},
+					Network: tenancyv1alpha1.NetworkSpec{Egress: []tenancyv1alpha1.EgressRule{{CIDR: "0.0.0.0/0", Ports: []tenancyv1alpha1.EgressPort{{Port: int32(port)}}}}},
+				},
+			})).To(Succeed())
+			DeferCleanup(func() {
+				_ = k8sClient.Delete(ctx, &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: "fw-egress"}})
+			})
+			expectReady("fw-egress")
+
+			ok, log := probe("ws-fw-egress", "dial-outside", "dial", fmt.Sprintf("%s:%d", localstack.NodeIP, port))
+			Expect(ok).To(BeTrue(), "egress to 0.0.0.0/0 reaches a server outside the cluster:\n%s", log)
+			ok, log = probe("ws-fw-egress", "dial-insider", "dial", fmt.Sprintf("%s:%d", insider, port))
+			Expect(ok).To(BeFalse(), "egress to 0.0.0.0/0 reached a kube-system pod on the same port:\n%s", log)
 		})
 
 		It("shows that the probe would see an open path: kube-system reaches its own server", func() {
