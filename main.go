@@ -384,6 +384,15 @@ func run(args []string) error {
 		if err := mover.SetupWithManager(mgr, controller.Options{}); err != nil {
 			return fmt.Errorf("set up WorkspaceBackup controller: %w", err)
 		}
+		restores := &datamover.RestoreReconciler{
+			Client:    mgr.GetClient(),
+			APIReader: mgr.GetAPIReader(),
+			Recorder:  mgr.GetEventRecorder("workspace-operator"),
+			Config:    o.mover,
+		}
+		if err := restores.SetupWithManager(mgr, controller.Options{}); err != nil {
+			return fmt.Errorf("set up WorkspaceRestore controller: %w", err)
+		}
 	}
 	controllers.RegisterMetrics(mgr.GetClient())
 

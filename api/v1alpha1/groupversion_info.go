@@ -23,7 +23,7 @@ var (
 
 func addKnownTypes(scheme *runtime.Scheme) error {
 	scheme.AddKnownTypes(GroupVersion, &Workspace{}, &WorkspaceList{}, &WorkspacePurge{}, &WorkspacePurgeList{},
-		&WorkspaceBackup{}, &WorkspaceBackupList{})
+		&WorkspaceBackup{}, &WorkspaceBackupList{}, &WorkspaceRestore{}, &WorkspaceRestoreList{})
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }

@@ -90,12 +90,16 @@ type WorkspaceSpec struct {
 	RestoreFrom string `json:"restoreFrom,omitempty"`
 
 	// Restore restores volumes of this workspace from one of its backups, once per distinct
-	// request. The volumes are overwritten: stop the workloads using them first.
+	// request. With the operator's data mover, each volume is restored into a new claim
+	// (of its own name, which must not exist, or another one named in targets) that binds
+	// only once its data is in. Without it, the volumes are overwritten in place: stop the
+	// workloads using them first.
 	// +optional
 	Restore *RestoreSpec `json:"restore,omitempty"`
 }
 
 // RestoreSpec names a backup and the volumes to restore from it.
+// +kubebuilder:validation:XValidation:rule="!has(self.targets) || self.targets.all(t, t.volume in self.volumes)",message="spec.restore.targets may only name volumes listed in spec.restore.volumes"
 type RestoreSpec struct {
 	// BackupID is the backup to restore (status.backup.lastBackupID, or one listed by
 	// workspace-operator restore --list).
@@ -108,6 +112,31 @@ type RestoreSpec struct {
 	// +listType=set
 	// +kubebuilder:validation:items:MaxLength=253
 	Volumes []string `json:"volumes"`
+
+	// Targets restore volumes under another claim name or at a given size (with the data
+	// mover only): to restore a volume beside the live one, or one whose claim was deleted.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=map
+	// +listMapKey=volume
+	Targets []RestoreTarget `json:"targets,omitempty"`
+}
+
+// RestoreTarget is where one volume of spec.restore.volumes is restored to.
+type RestoreTarget struct {
+	// Volume is the backed-up claim, as listed in spec.restore.volumes.
+	// +kubebuilder:validation:MaxLength=253
+	Volume string `json:"volume"`
+	// Claim is the new claim to restore into; defaults to the volume's own name. It must
+	// not exist.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	Claim string `json:"claim,omitempty"`
+	// Storage is the size of the new volume; defaults to the size of the live claim named
+	// like the volume, and is required when there is none.
+	// +optional
+	Storage *resource.Quantity `json:"storage,omitempty"`
 }
 
 // BackupSpec schedules a workspace's backups: its volumes (and optionally its uploaded

@@ -63,6 +63,10 @@ type PurgeBucket struct {
 type PurgeVolume struct {
 	Name    string `json:"name"`
 	Storage string `json:"storage"`
+	// BackupID is the volume's last successful backup by the data mover, which an
+	// undelete restores it from; without it, LastBackupID.
+	// +optional
+	BackupID string `json:"backupID,omitempty"`
 }
 
 // PurgeState is where a WorkspacePurge stands.

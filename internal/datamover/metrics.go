@@ -20,8 +20,12 @@ var (
 		Name: "workspace_operator_backup_volume_bytes_total",
 		Help: "Bytes of the archives the data mover uploaded (once per location).",
 	})
+	volumesRestored = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "workspace_operator_restore_volumes_total",
+		Help: "Volumes the data mover finished restoring, by outcome (succeeded or failed).",
+	}, []string{"outcome"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(volumesFinished, volumeDuration, volumeBytes)
+	metrics.Registry.MustRegister(volumesFinished, volumeDuration, volumeBytes, volumesRestored)
 }

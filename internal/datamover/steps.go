@@ -304,7 +304,11 @@ func (r *Reconciler) deleteOwned(ctx context.Context, v volumeRef, obj client.Ob
 // create creates obj; one that already exists (a create whose answer was lost, or the
 // cache behind) is what the next live read confirms.
 func (r *Reconciler) create(ctx context.Context, obj client.Object) error {
-	if err := r.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+	return createIfAbsent(ctx, r.Client, obj)
+}
+
+func createIfAbsent(ctx context.Context, c client.Writer, obj client.Object) error {
+	if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create %T %s: %w", obj, client.ObjectKeyFromObject(obj), err)
 	}
 	return nil
