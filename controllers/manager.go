@@ -40,7 +40,8 @@ func CacheOptions(cfg Config) cache.Options {
 		ByObject: map[client.Object]cache.ByObject{
 			&tenancyv1alpha1.Workspace{}: {Label: labels.Everything()},
 			// Backup runs may be created by hand (kubectl create), without the label.
-			&tenancyv1alpha1.WorkspaceBackup{}: {Label: labels.Everything()},
+			&tenancyv1alpha1.WorkspaceBackup{}:  {Label: labels.Everything()},
+			&tenancyv1alpha1.WorkspaceRestore{}: {Label: labels.Everything()},
 			// Every class, not only the operator's: each workspace quota gives all others zero storage.
 			&storagev1.StorageClass{}: {Label: labels.Everything()},
 			&rbacv1.ClusterRole{}: {

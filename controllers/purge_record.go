@@ -107,7 +107,7 @@ func (r *WorkspaceReconciler) recordPurge(ctx context.Context, ws *tenancyv1alph
 	var volumes []tenancyv1alpha1.PurgeVolume
 	for _, c := range claims.Items {
 		storage := c.Spec.Resources.Requests[corev1.ResourceStorage]
-		volumes = append(volumes, tenancyv1alpha1.PurgeVolume{Name: c.Name, Storage: storage.String()})
+		volumes = append(volumes, tenancyv1alpha1.PurgeVolume{Name: c.Name, Storage: storage.String(), BackupID: lastVolumeBackup(ws, c.Name)})
 	}
 	purge := desiredPurge(ws, namespace, r.Config.PurgeWindow, volumes)
 	if err := r.Create(ctx, purge); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -276,4 +276,18 @@ func recordedDeletionDate(date time.Time) metav1.Time {
 		whole = whole.Add(time.Second)
 	}
 	return metav1.NewTime(whole)
+}
+
+// lastVolumeBackup is the claim's last successful backup by the data mover, "" when it has
+// none (or the workspace predates the mover: its last backup holds every volume).
+func lastVolumeBackup(ws *tenancyv1alpha1.Workspace, claim string) string {
+	if ws.Status.Backup == nil {
+		return ""
+	}
+	for _, v := range ws.Status.Backup.Volumes {
+		if v.Claim == claim {
+			return v.BackupID
+		}
+	}
+	return ""
 }

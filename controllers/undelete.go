@@ -93,6 +93,10 @@ func (r *WorkspaceReconciler) reconcileUndelete(ctx context.Context, ws *tenancy
 		return nil
 	}
 
+	if r.Config.Backup.MoverNamespace != "" {
+		// The data mover creates each claim itself, bound only once its data is in.
+		return r.runMoverRestore(ctx, ws, "undelete/"+source.Name, "WorkspacePurge "+source.Name, undeleteVolumes(source))
+	}
 	class := storageClassName(namespace)
 	for _, v := range source.Spec.Volumes {
 		claim := desiredRestoredClaim(ws, namespace, class, v)
@@ -110,7 +114,21 @@ func (r *WorkspaceReconciler) reconcileUndelete(ctx context.Context, ws *tenancy
 // reconcileRestore runs the restore spec.restore asks for, once per distinct request.
 func (r *WorkspaceReconciler) reconcileRestore(ctx context.Context, ws *tenancyv1alpha1.Workspace, namespace string) error {
 	restore := ws.Spec.Restore
-	return r.runRestore(ctx, ws, namespace, restore.BackupID, restore.Volumes, "spec.restore")
+	if r.Config.Backup.MoverNamespace == "" {
+		if len(restore.Targets) > 0 {
+			return stalled("RestoreTargetsNeedMover", "spec.restore.targets needs the operator's data mover (--mover-namespace): without it, volumes are restored in place")
+		}
+		return r.runRestore(ctx, ws, namespace, restore.BackupID, restore.Volumes, "spec.restore")
+	}
+	volumes, err := requestedVolumes(restore, r.liveClaimSize(ctx, namespace))
+	if err != nil {
+		return err
+	}
+	request := fmt.Sprintf("spec.restore/%s/%s", restore.BackupID, strings.Join(restore.Volumes, ","))
+	for _, v := range volumes {
+		request += fmt.Sprintf("/%s=%s", v.Source, v.Claim)
+	}
+	return r.runMoverRestore(ctx, ws, request, "spec.restore", volumes)
 }
 
 // runRestore runs the agent's restore of volumes from a backup in a one-shot Job, named

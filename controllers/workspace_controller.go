@@ -167,6 +167,7 @@ func (r *WorkspaceReconciler) reconcileNormal(ctx context.Context, ws *tenancyv1
 		restoreErr = r.reconcileRestore(ctx, ws, namespace)
 	}
 	if restoreErr != nil {
+		markFailed(ws, tenancyv1alpha1.ConditionRestored, restoreErr)
 		errs = append(errs, fmt.Errorf("%s: %w", tenancyv1alpha1.ConditionRestored, restoreErr))
 	}
 	if awsDue && meta.IsStatusConditionTrue(ws.Status.Conditions, tenancyv1alpha1.ConditionEncryptionReady) &&
@@ -280,6 +281,7 @@ func (r *WorkspaceReconciler) SetupWithManager(mgr ctrl.Manager, options control
 		Watches(&corev1.ServiceAccount{}, toWorkspace).
 		Watches(&batchv1.CronJob{}, toWorkspace).
 		Watches(&batchv1.Job{}, toWorkspace, builder.WithPredicates(jobFinished{})).
+		Watches(&tenancyv1alpha1.WorkspaceRestore{}, toWorkspace, builder.WithPredicates(restorePhaseChanged{})).
 		Watches(&storagev1.StorageClass{}, handler.EnqueueRequestsFromMapFunc(r.workspacesForStorageClass)).
 		WithOptions(options).
 		Build(r)
@@ -305,6 +307,16 @@ func (jobFinished) Update(e event.UpdateEvent) bool {
 	old, okOld := e.ObjectOld.(*batchv1.Job)
 	updated, okNew := e.ObjectNew.(*batchv1.Job)
 	return !okOld || !okNew || (finishedJob(old) == nil) != (finishedJob(updated) == nil)
+}
+
+// restorePhaseChanged lets through a restore run's creation, deletion and the updates that
+// move its phase, which the Restored condition reports.
+type restorePhaseChanged struct{ predicate.Funcs }
+
+func (restorePhaseChanged) Update(e event.UpdateEvent) bool {
+	old, okOld := e.ObjectOld.(*tenancyv1alpha1.WorkspaceRestore)
+	updated, okNew := e.ObjectNew.(*tenancyv1alpha1.WorkspaceRestore)
+	return !okOld || !okNew || old.Status.Phase != updated.Status.Phase
 }
 
 // quotaSpecChanged ignores ResourceQuota status updates, which the API server makes every

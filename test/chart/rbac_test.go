@@ -61,8 +61,10 @@ var operatorAllowList = []allowed{
 	// deleted: the namespace's deletion does that, and the mover deletes only claims
 	// labelled for one of its runs.
 	{group: "", resources: []string{"persistentvolumeclaims"}, verbs: crud},
-	// The data mover reads a claim's volume for its zone.
-	{group: "", resources: []string{"persistentvolumes"}, verbs: []string{"get"}},
+	// The data mover reads a claim's volume for its zone; a restore holds the volume it
+	// wrote at Retain while it hands it from its own claim to the workspace's (claimRef and
+	// a label), and only volumes it labelled. Never delete: the reclaim policy does that.
+	{group: "", resources: []string{"persistentvolumes"}, verbs: []string{"get", "patch", "update"}},
 	// The data mover's snapshots: the tenant-side snapshot, its statically bound copy in
 	// the mover namespace, and each workspace's VolumeSnapshotClass.
 	{group: "snapshot.storage.k8s.io", resources: []string{"volumesnapshots", "volumesnapshotcontents", "volumesnapshotclasses"}, verbs: []string{"create", "delete", "get", "list", "watch"}},
@@ -70,6 +72,10 @@ var operatorAllowList = []allowed{
 	{group: "tenancy.workspace-operator.io", resources: []string{"workspacebackups"}, verbs: crud},
 	{group: "tenancy.workspace-operator.io", resources: []string{"workspacebackups/status"}, verbs: []string{"get", "patch", "update"}},
 	{group: "tenancy.workspace-operator.io", resources: []string{"workspacebackups/finalizers"}, verbs: []string{"update"}},
+	// Restore runs (spec.restore and undelete), their progress and their cleanup finalizer.
+	{group: "tenancy.workspace-operator.io", resources: []string{"workspacerestores"}, verbs: crud},
+	{group: "tenancy.workspace-operator.io", resources: []string{"workspacerestores/status"}, verbs: []string{"get", "patch", "update"}},
+	{group: "tenancy.workspace-operator.io", resources: []string{"workspacerestores/finalizers"}, verbs: []string{"update"}},
 	// The purge records of deleted workspaces, their progress and their finalizer.
 	{group: "tenancy.workspace-operator.io", resources: []string{"workspacepurges"}, verbs: crud},
 	{group: "tenancy.workspace-operator.io", resources: []string{"workspacepurges/status"}, verbs: []string{"get", "patch", "update"}},

@@ -29,6 +29,8 @@ config/rbac/workspace_owner_role.yaml.
   - persistentvolumes
   verbs:
   - get
+  - patch
+  - update
 - apiGroups:
   - ""
   resources:
@@ -146,6 +148,7 @@ config/rbac/workspace_owner_role.yaml.
   resources:
   - workspacebackups
   - workspacepurges
+  - workspacerestores
   verbs:
   - create
   - delete
@@ -159,6 +162,7 @@ config/rbac/workspace_owner_role.yaml.
   resources:
   - workspacebackups/finalizers
   - workspacepurges/finalizers
+  - workspacerestores/finalizers
   - workspaces/finalizers
   verbs:
   - update
@@ -167,6 +171,7 @@ config/rbac/workspace_owner_role.yaml.
   resources:
   - workspacebackups/status
   - workspacepurges/status
+  - workspacerestores/status
   - workspaces/status
   verbs:
   - get
