@@ -17,6 +17,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery"
@@ -286,6 +287,70 @@ func chartOperatorSpecs() {
 				"--location", replicaRegion + "=" + ws.Status.Backup.Locations[1].Bucket,
 			}, env: emulatorEndpointEnv()}, GinkgoT().TempDir())
 			Expect(string(list)).To(ContainSubstring(run.Status.Volumes[0].BackupID))
+		})
+
+		It("restores the volume beside the live one, into a claim that binds only once the data is in", func() {
+			const namespace = "ws-charted"
+			runs := &tenancyv1alpha1.WorkspaceBackupList{}
+			Expect(k8sClient.List(ctx, runs, client.InNamespace(moverNamespace))).To(Succeed())
+			Expect(runs.Items).NotTo(BeEmpty(), "the backup spec ran first")
+			backupID := runs.Items[0].Status.BackupID
+
+			By("asking for the restore in spec.restore, under another claim name")
+			ws := getWorkspace(Default, "charted")
+			ws.Spec.Restore = &tenancyv1alpha1.RestoreSpec{
+				BackupID: backupID, Volumes: []string{"db"},
+				Targets: []tenancyv1alpha1.RestoreTarget{{Volume: "db", Claim: "db-restored"}},
+			}
+			Expect(k8sClient.Update(ctx, ws)).To(Succeed())
+
+			By("starting a workload on the restored claim at once: it must wait for the data")
+			reader := probePod(namespace, "reader", corev1.RestartPolicyNever, "read", "/original/ledger.txt", "/restored/ledger.txt")
+			reader.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{
+				{Name: "original", MountPath: "/original", ReadOnly: true},
+				{Name: "restored", MountPath: "/restored", ReadOnly: true},
+			}
+			reader.Spec.Volumes = []corev1.Volume{
+				{Name: "original", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "db", ReadOnly: true}}},
+				{Name: "restored", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "db-restored", ReadOnly: true}}},
+			}
+			Expect(k8sClient.Create(ctx, reader)).To(Succeed())
+
+			Eventually(func(g Gomega) {
+				ws := getWorkspace(g, "charted")
+				restored := meta.FindStatusCondition(ws.Status.Conditions, tenancyv1alpha1.ConditionRestored)
+				g.Expect(restored).NotTo(BeNil())
+				g.Expect(restored.Reason).NotTo(Equal("RestoreFailed"), restored.Message)
+				g.Expect(restored.Status).To(Equal(metav1.ConditionTrue), restored.Message)
+			}, 3*time.Minute, interval).Should(Succeed())
+
+			By("finding the data, its owner and its mode as the workload wrote them")
+			Eventually(func(g Gomega) {
+				g.Expect(k8sClient.Get(ctx, key(namespace, "reader"), reader)).To(Succeed())
+				g.Expect(reader.Status.Phase).To(Equal(corev1.PodSucceeded), "reader: %+v", reader.Status)
+			}, podTimeout, interval).Should(Succeed())
+			out, err := stack.Kubectl(ctx, "logs", "--namespace="+namespace, "reader").Output()
+			Expect(err).NotTo(HaveOccurred())
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			Expect(lines).To(HaveLen(2), "%s", out)
+			Expect(lines[0]).To(ContainSubstring(strconv.Quote(ledger)))
+			Expect(lines[1]).To(Equal(lines[0]), "the restored file is the original, owner and mode included")
+
+			By("handing over a volume that is the workspace's like any other, and leaving nothing in the mover namespace")
+			claim := &corev1.PersistentVolumeClaim{}
+			Expect(k8sClient.Get(ctx, key(namespace, "db-restored"), claim)).To(Succeed())
+			pv := &corev1.PersistentVolume{}
+			Expect(k8sClient.Get(ctx, key("", claim.Spec.VolumeName), pv)).To(Succeed())
+			Expect(pv.Spec.PersistentVolumeReclaimPolicy).To(Equal(corev1.PersistentVolumeReclaimDelete))
+			Expect(pv.Spec.StorageClassName).To(Equal(namespace + "-encrypted"))
+			Eventually(func(g Gomega) {
+				var claims corev1.PersistentVolumeClaimList
+				g.Expect(k8sClient.List(ctx, &claims, client.InNamespace(moverNamespace))).To(Succeed())
+				g.Expect(claims.Items).To(BeEmpty())
+				var pods corev1.PodList
+				g.Expect(k8sClient.List(ctx, &pods, client.InNamespace(moverNamespace), client.HasLabels{tenancyv1alpha1.RestoreRunLabel})).To(Succeed())
+				g.Expect(pods.Items).To(BeEmpty())
+			}, readyTimeout, interval).Should(Succeed())
 		})
 
 		It("runs the secure deletion", func() {

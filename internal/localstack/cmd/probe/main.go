@@ -7,6 +7,9 @@
 //	probe resolve [--timeout 5s] name                   exits 0 if the name resolved
 //	probe write --file path --content text              writes the file, then serves as serve does,
 //	                                                    keeping its volume in use
+//	probe read path...                                  prints each file's owner, group, mode and
+//	                                                    content, one line each (restores are
+//	                                                    compared with it)
 package main
 
 import (
@@ -18,6 +21,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -30,7 +34,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: probe serve|dial|resolve|write [flags] [argument]")
+		return errors.New("usage: probe serve|dial|resolve|write|read [flags] [argument]")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	listen := fs.String("listen", ":8080", "address to serve on")
@@ -61,6 +65,18 @@ func run(args []string) error {
 			return errors.New("usage: probe dial host:port")
 		}
 		return dial(ctx, fs.Arg(0))
+	case "read":
+		if fs.NArg() == 0 {
+			return errors.New("usage: probe read path...")
+		}
+		for _, path := range fs.Args() {
+			line, err := describeFile(path)
+			if err != nil {
+				return err
+			}
+			fmt.Println(line)
+		}
+		return nil
 	case "resolve":
 		if fs.NArg() != 1 {
 			return errors.New("usage: probe resolve name")
@@ -107,4 +123,21 @@ func dial(ctx context.Context, addr string) error {
 	}
 	fmt.Printf("%s answered %q\n", addr, strings.TrimSpace(line))
 	return nil
+}
+
+// describeFile is "uid gid mode content" of a regular file.
+func describeFile(path string) (string, error) {
+	info, err := os.Lstat(path)
+	if err != nil {
+		return "", err
+	}
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok || !info.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", path)
+	}
+	content, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d %d %s %q", st.Uid, st.Gid, info.Mode(), content), nil
 }
