@@ -511,7 +511,40 @@ func TestRestoreSelectedSources(t *testing.T) {
 	checkRestored(t, target, sources[1:])
 
 	opts.Target, opts.Sources = t.TempDir(), []string{"nope"}
-	if _, err := e.agent.Restore(context.Background(), opts); err == nil || !strings.Contains(err.Error(), `no source "nope"`) {
+	if _, err := e.agent.Restore(context.Background(), opts); !errors.Is(err, ErrBackupNotFound) || !strings.Contains(err.Error(), "latest holding source nope") {
 		t.Errorf("restore of an unknown source: %v", err)
+	}
+}
+
+// TestRestorePerVolumeBackups restores the way the data mover backs up:
+// each volume of a run in its own backup, R-<claim>, holding one source,
+// the newest of which holds some other volume.
+func TestRestorePerVolumeBackups(t *testing.T) {
+	e := newEnv(t)
+	sources := twoSources(t, 0)
+	const run = "20300301T020000Z"
+	for _, s := range sources {
+		e.clock.Step(time.Minute)
+		opts := Options{Workspace: testWorkspace, BackupID: run + "-" + s.Name, Sources: []Source{s}, Locations: e.locations}
+		if _, err := e.agent.Backup(context.Background(), opts); err != nil {
+			t.Fatalf("Backup %s: %v", s.Name, err)
+		}
+	}
+	for _, tc := range []struct{ id, source, want string }{
+		{id: run, source: "data", want: run + "-data"},
+		{id: run, source: "home", want: run + "-home"},
+		{id: Latest, source: "data", want: run + "-data"},
+	} {
+		target := t.TempDir()
+		res, err := e.agent.Restore(context.Background(), RestoreOptions{
+			Workspace: testWorkspace, BackupID: tc.id, Sources: []string{tc.source}, Locations: e.locations, Target: target,
+		})
+		if err != nil {
+			t.Fatalf("restore %s of %s: %v", tc.source, tc.id, err)
+		}
+		if res.BackupID != tc.want {
+			t.Errorf("restore %s of %s read %s, want %s", tc.source, tc.id, res.BackupID, tc.want)
+		}
+		checkRestored(t, target, sources[slices.IndexFunc(sources, func(s Source) bool { return s.Name == tc.source }):][:1])
 	}
 }

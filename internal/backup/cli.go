@@ -161,10 +161,12 @@ func (c *cli) restore(ctx context.Context, args []string) error {
 	var common commonFlags
 	fs := c.flagSet("restore", &common)
 	fs.Var(&common.locations, "location", "Location `REGION=BUCKET[,KEY]` to restore from; with KEY, data keys under any other key are refused. Repeat to fall back on further locations, tried in order. Required.")
-	backupID := fs.String("backup", Latest, "Backup ID to restore, or latest for each location's newest complete backup.")
+	backupID := fs.String("backup", Latest, "Backup ID to restore; latest for each location's newest complete backup holding every --source; "+
+		"or a data mover run's ID R, whose volumes are backed up one per backup as R-<claim>: the backup R if there is one, else the one of R-* that holds the --source.")
 	target := fs.String("target", "", "Directory to restore into; must not exist or be empty (lost+found aside). Each source comes back as a subdirectory.")
 	var sources stringsFlag
-	fs.Var(&sources, "source", "Restore only the source `NAME` (a backed-up directory's base name, or "+BucketSourceName+"). Repeatable; default: every source.")
+	fs.Var(&sources, "source", "Restore only the source `NAME` (a backed-up directory's base name, with the data mover the claim, or "+BucketSourceName+"), from a backup that holds it. "+
+		"Repeatable; default: every source. With --list, list only the backups that hold it.")
 	list := fs.Bool("list", false, "List every location's complete backups, and incomplete ones with their problem, instead of restoring.")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -181,7 +183,7 @@ func (c *cli) restore(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		return printListings(c.stdout, listings)
+		return printListings(c.stdout, listings, sources)
 	}
 	res, err := agent.Restore(ctx, RestoreOptions{
 		Workspace: common.workspace,
@@ -198,9 +200,11 @@ func (c *cli) restore(ctx context.Context, args []string) error {
 	return err
 }
 
-// printListings prints one line per complete backup, and fails if a
-// location could not be listed.
-func printListings(w io.Writer, listings []Listing) error {
+// printListings prints one line per complete backup that holds every
+// source named (with the data mover, one per volume and run: naming the
+// volume keeps the list to that volume's backups), and fails if a location
+// could not be listed.
+func printListings(w io.Writer, listings []Listing, sources []string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "LOCATION\tBACKUP\tCREATED\tARCHIVE BYTES\tSOURCES")
 	var errs []error
@@ -210,14 +214,23 @@ func printListings(w io.Writer, listings []Listing) error {
 			errs = append(errs, fmt.Errorf("location %s: %w", l.Location, l.Err))
 			continue
 		}
+		listed := 0
 		for _, m := range l.Backups {
-			var sources []string
-			for _, s := range m.Sources {
-				sources = append(sources, fmt.Sprintf("%s (%d files, %d bytes)", s.Name, s.Files, s.Bytes))
+			if !holds(m, sources) {
+				continue
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", l.Location, m.BackupID, m.Created.Format(time.RFC3339), m.ArchiveSize, strings.Join(sources, ", "))
+			listed++
+			var names []string
+			for _, s := range m.Sources {
+				names = append(names, fmt.Sprintf("%s (%d files, %d bytes)", s.Name, s.Files, s.Bytes))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", l.Location, m.BackupID, m.Created.Format(time.RFC3339), m.ArchiveSize, strings.Join(names, ", "))
 		}
-		if len(l.Backups) == 0 {
+		switch {
+		case listed > 0:
+		case len(sources) > 0:
+			fmt.Fprintf(tw, "%s\tno complete backup holding %s\t\t\t\n", l.Location, strings.Join(sources, ", "))
+		default:
 			fmt.Fprintf(tw, "%s\tno complete backup\t\t\t\n", l.Location)
 		}
 		for _, b := range l.Incomplete {

@@ -32,14 +32,15 @@ const (
 	maxResumes = 5
 )
 
-// ErrBackupNotFound means a location holds no complete backup by the ID
-// asked for.
+// ErrBackupNotFound means a location holds no complete backup that
+// answers the ID and sources asked for.
 var ErrBackupNotFound = errors.New("no such complete backup")
 
 // RestoreOptions says what to restore from where to where.
 type RestoreOptions struct {
 	Workspace string
-	// BackupID is a backup ID or Latest (also when empty).
+	// BackupID is a backup ID, the ID of a data mover run, or Latest
+	// (also when empty): see selectBackup.
 	BackupID string
 	// Locations are tried in order until one restores the backup.
 	Locations []Location
@@ -48,7 +49,8 @@ type RestoreOptions struct {
 	// (lost+found aside).
 	Target string
 	// Sources, when set, restores only the sources of these names (as the
-	// manifest lists them); the others are verified but not written.
+	// manifest lists them), and selects a backup that holds them all; the
+	// backup's other sources are verified but not written.
 	Sources []string
 }
 
@@ -116,8 +118,8 @@ func (a *Agent) Restore(ctx context.Context, opts RestoreOptions) (*RestoreResul
 }
 
 // selectSources splits a backup's sources into those to restore and
-// those to skip.
-func selectSources(m *Manifest, only []string) (restore []string, skip map[string]bool, err error) {
+// those to skip; selectBackup made sure it holds every one named.
+func selectSources(m *Manifest, only []string) (restore []string, skip map[string]bool) {
 	skip = map[string]bool{}
 	for _, s := range m.Sources {
 		if len(only) == 0 || slices.Contains(only, s.Name) {
@@ -126,12 +128,7 @@ func selectSources(m *Manifest, only []string) (restore []string, skip map[strin
 			skip[s.Name] = true
 		}
 	}
-	for _, name := range only {
-		if !slices.Contains(restore, name) {
-			return nil, nil, fmt.Errorf("backup %s has no source %q", m.BackupID, name)
-		}
-	}
-	return restore, skip, nil
+	return restore, skip
 }
 
 // checkTarget checks that the target's directory of every source to
@@ -169,27 +166,14 @@ func (a *Agent) restoreFrom(ctx context.Context, s *site, opts *RestoreOptions, 
 	if err != nil {
 		return nil, err
 	}
-	complete := completeBackups(entries)
-	var m *Manifest
-	switch {
-	case len(complete) == 0:
-	case opts.BackupID == Latest:
-		m = complete[len(complete)-1]
-	default:
-		if i := slices.IndexFunc(complete, func(m *Manifest) bool { return m.BackupID == opts.BackupID }); i >= 0 {
-			m = complete[i]
-		}
-	}
-	if m == nil {
-		return nil, fmt.Errorf("%w: %s", ErrBackupNotFound, opts.BackupID)
+	m, err := selectBackup(completeBackups(entries), opts.BackupID, opts.Sources)
+	if err != nil {
+		return nil, err
 	}
 	log := a.log().With("workspace", opts.Workspace, "backup", m.BackupID, "location", s.Location)
 	log.Info("restoring", "created", m.Created, "archiveBytes", m.ArchiveSize)
 
-	names, skip, err := selectSources(m, opts.Sources)
-	if err != nil {
-		return nil, err
-	}
+	names, skip := selectSources(m, opts.Sources)
 	existing, err := checkTarget(root, names)
 	if err != nil {
 		return nil, err
