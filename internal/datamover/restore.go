@@ -56,7 +56,7 @@ type restoreStep struct {
 // +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspacerestores,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspacerestores/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspacerestores/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=persistentvolumes,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=persistentvolumes,verbs=get;list;update;patch
 
 // Reconcile advances one restore run and writes its status once.
 func (r *RestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {

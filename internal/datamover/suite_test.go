@@ -135,6 +135,14 @@ func startManager() {
 		Config:    testConfig(),
 	}
 	Expect(r.SetupWithManager(mgr, controller.Options{SkipNameValidation: ptr.To(true)})).To(Succeed())
+	restores := &RestoreReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("workspace-operator"),
+		Clock:     fakeClock,
+		Config:    testConfig(),
+	}
+	Expect(restores.SetupWithManager(mgr, controller.Options{SkipNameValidation: ptr.To(true)})).To(Succeed())
 	var mgrCtx context.Context
 	mgrCtx, stopMgr = context.WithCancel(ctx)
 	mgrDone = make(chan struct{})
@@ -188,6 +196,7 @@ func (f *fakeCluster) run(ctx context.Context) {
 		f.snapshotController(ctx)
 		f.kubelet(ctx)
 		f.pvcProtection(ctx)
+		f.volumeController(ctx)
 		time.Sleep(interval)
 	}
 }
@@ -253,7 +262,7 @@ func (f *fakeCluster) kubelet(ctx context.Context) {
 	}
 	for i := range pods.Items {
 		pod := &pods.Items[i]
-		o := f.outcome(pod.Labels[tenancyv1alpha1.BackupClaimLabel])
+		o := f.outcome(pod.Labels[tenancyv1alpha1.BackupClaimLabel] + pod.Labels[tenancyv1alpha1.RestoreClaimLabel])
 		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed || o.hold {
 			continue
 		}
@@ -289,6 +298,76 @@ func (f *fakeCluster) pvcProtection(ctx context.Context) {
 		}
 		pvc.Finalizers = nil
 		_ = k8sClient.Update(ctx, pvc)
+	}
+}
+
+// volumeController plays the provisioner and the PersistentVolume controller for the
+// volumes a restore creates: a mover claim gets a new volume of the class's reclaim policy
+// (Delete); a volume whose claim is gone is Released, and deleted if its policy is Delete;
+// a volume pre-bound to a claim that exists binds it, as a pre-bound volume binds whatever
+// the claim's selector and the class's binding mode.
+func (f *fakeCluster) volumeController(ctx context.Context) {
+	var claims corev1.PersistentVolumeClaimList
+	if k8sClient.List(ctx, &claims, client.HasLabels{tenancyv1alpha1.RestoreRunLabel}) != nil {
+		return
+	}
+	for i := range claims.Items {
+		pvc := &claims.Items[i]
+		if pvc.Namespace != moverNamespace || pvc.Spec.VolumeName != "" || pvc.DeletionTimestamp != nil {
+			continue
+		}
+		pv := &corev1.PersistentVolume{
+			ObjectMeta: metav1.ObjectMeta{Name: "pvc-" + string(pvc.UID)},
+			Spec: corev1.PersistentVolumeSpec{
+				Capacity:                      corev1.ResourceList{corev1.ResourceStorage: pvc.Spec.Resources.Requests[corev1.ResourceStorage]},
+				AccessModes:                   pvc.Spec.AccessModes,
+				StorageClassName:              *pvc.Spec.StorageClassName,
+				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimDelete,
+				ClaimRef:                      &corev1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: pvc.Namespace, Name: pvc.Name, UID: pvc.UID},
+				PersistentVolumeSource:        corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: driver, VolumeHandle: "vol-" + string(pvc.UID)}},
+			},
+		}
+		if err := k8sClient.Create(ctx, pv); err != nil && !apierrors.IsAlreadyExists(err) {
+			continue
+		}
+		pvc.Spec.VolumeName = pv.Name
+		if k8sClient.Update(ctx, pvc) == nil {
+			pvc.Status.Phase = corev1.ClaimBound
+			_ = k8sClient.Status().Update(ctx, pvc)
+		}
+	}
+	var volumes corev1.PersistentVolumeList
+	if k8sClient.List(ctx, &volumes) != nil {
+		return
+	}
+	for i := range volumes.Items {
+		pv := &volumes.Items[i]
+		ref := pv.Spec.ClaimRef
+		if ref == nil || pv.DeletionTimestamp != nil {
+			continue
+		}
+		claim := &corev1.PersistentVolumeClaim{}
+		err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, claim)
+		switch {
+		case apierrors.IsNotFound(err) || (err == nil && claim.UID != ref.UID):
+			if pv.Spec.PersistentVolumeReclaimPolicy == corev1.PersistentVolumeReclaimDelete {
+				_ = k8sClient.Delete(ctx, pv)
+			} else if pv.Status.Phase != corev1.VolumeReleased {
+				pv.Status.Phase = corev1.VolumeReleased
+				_ = k8sClient.Status().Update(ctx, pv)
+			}
+		case err == nil && claim.Spec.VolumeName == "":
+			claim.Spec.VolumeName = pv.Name
+			if k8sClient.Update(ctx, claim) == nil {
+				claim.Status.Phase = corev1.ClaimBound
+				_ = k8sClient.Status().Update(ctx, claim)
+				pv.Status.Phase = corev1.VolumeBound
+				_ = k8sClient.Status().Update(ctx, pv)
+			}
+		case err == nil && pv.Status.Phase != corev1.VolumeBound:
+			pv.Status.Phase = corev1.VolumeBound
+			_ = k8sClient.Status().Update(ctx, pv)
+		}
 	}
 }
 

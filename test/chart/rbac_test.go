@@ -63,8 +63,9 @@ var operatorAllowList = []allowed{
 	{group: "", resources: []string{"persistentvolumeclaims"}, verbs: crud},
 	// The data mover reads a claim's volume for its zone; a restore holds the volume it
 	// wrote at Retain while it hands it from its own claim to the workspace's (claimRef and
-	// a label), and only volumes it labelled. Never delete: the reclaim policy does that.
-	{group: "", resources: []string{"persistentvolumes"}, verbs: []string{"get", "patch", "update"}},
+	// a label), and only volumes it labelled, which it finds again by that label after a
+	// crash. Never delete: the reclaim policy does that.
+	{group: "", resources: []string{"persistentvolumes"}, verbs: []string{"get", "list", "patch", "update"}},
 	// The data mover's snapshots: the tenant-side snapshot, its statically bound copy in
 	// the mover namespace, and each workspace's VolumeSnapshotClass.
 	{group: "snapshot.storage.k8s.io", resources: []string{"volumesnapshots", "volumesnapshotcontents", "volumesnapshotclasses"}, verbs: []string{"create", "delete", "get", "list", "watch"}},

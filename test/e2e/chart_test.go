@@ -296,6 +296,15 @@ func chartOperatorSpecs() {
 			Expect(runs.Items).NotTo(BeEmpty(), "the backup spec ran first")
 			backupID := runs.Items[0].Status.BackupID
 
+			DeferCleanup(func() {
+				if CurrentSpecReport().Failed() {
+					out, _ := stack.Kubectl(ctx, "describe", "workspacerestores,pvc,pods", "--namespace="+moverNamespace).CombinedOutput()
+					claims, _ := stack.Kubectl(ctx, "describe", "pvc,pods", "--namespace="+namespace).CombinedOutput()
+					volumes, _ := stack.Kubectl(ctx, "get", "pv", "-o", "yaml").CombinedOutput()
+					fmt.Fprintf(GinkgoWriter, "\n----- mover namespace -----\n%s\n----- workspace -----\n%s\n----- volumes -----\n%s\n", out, claims, volumes)
+				}
+			})
+
 			By("asking for the restore in spec.restore, under another claim name")
 			ws := getWorkspace(Default, "charted")
 			ws.Spec.Restore = &tenancyv1alpha1.RestoreSpec{

@@ -29,6 +29,7 @@ config/rbac/workspace_owner_role.yaml.
   - persistentvolumes
   verbs:
   - get
+  - list
   - patch
   - update
 - apiGroups:
