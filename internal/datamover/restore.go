@@ -441,7 +441,10 @@ func (r *RestoreReconciler) cleanup(ctx context.Context, v restoreRef) (bool, er
 	case claim.Labels[tenancyv1alpha1.RestoreClaimLabel] != v.name || claim.Spec.VolumeName != "":
 		return true, nil
 	}
-	return r.deleteOwned(ctx, v, claim)
+	// Asking is enough: a workload pod already waiting on the claim keeps it, through the
+	// PVC protection finalizer, until that pod goes; the run need not wait for it.
+	_, err = r.deleteOwned(ctx, v, claim)
+	return err == nil, err
 }
 
 // deleteOwned deletes obj if a live read shows it is this volume's, and reports whether it

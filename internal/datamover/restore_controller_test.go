@@ -1,6 +1,8 @@
 package datamover
 
 import (
+	"time"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +13,9 @@ import (
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
 )
+
+// restoreTimeout bounds a whole restore against the fake cluster, whose loop is slow.
+const restoreTimeout = 15 * time.Second
 
 func newRestore(name, workspace string, volumes ...tenancyv1alpha1.RestoreVolume) *tenancyv1alpha1.WorkspaceRestore {
 	run := &tenancyv1alpha1.WorkspaceRestore{
@@ -56,14 +61,14 @@ var _ = Describe("A restore run", func() {
 		claim := &corev1.PersistentVolumeClaim{}
 		Eventually(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-rivet", Name: "db-restored"}, claim)).To(Succeed())
-		}).Should(Succeed())
+		}).WithTimeout(restoreTimeout).Should(Succeed())
 		Expect(claim.Spec.Selector.MatchLabels).To(HaveKey(RestoredVolumeLabel))
 		Expect(claim.OwnerReferences).To(BeEmpty(), "the data must outlive the run")
 
 		Eventually(func(g Gomega) {
 			run := getRestore(g, "rivet-restore")
 			g.Expect(run.Status.Phase).To(Equal(tenancyv1alpha1.RestoreRunSucceeded), "%+v", run.Status)
-		}).Should(Succeed())
+		}).WithTimeout(restoreTimeout).Should(Succeed())
 		run := getRestore(Default, "rivet-restore")
 		Expect(run.Status.Volumes).To(HaveLen(1))
 		v := run.Status.Volumes[0]
@@ -81,7 +86,7 @@ var _ = Describe("A restore run", func() {
 		Expect(pv.Spec.ClaimRef.Namespace).To(Equal("ws-rivet"))
 
 		By("running the agent's restore of that source from that backup")
-		Eventually(func(g Gomega) []string { return restoreLeftovers(g, "rivet-restore") }).Should(BeEmpty())
+		Eventually(func(g Gomega) []string { return restoreLeftovers(g, "rivet-restore") }).WithTimeout(restoreTimeout).Should(BeEmpty())
 	})
 
 	It("refuses to restore into a claim that exists, and leaves that claim alone", func() {
@@ -91,7 +96,7 @@ var _ = Describe("A restore run", func() {
 			run := getRestore(g, "bolt-restore")
 			g.Expect(run.Status.Phase).To(Equal(tenancyv1alpha1.RestoreRunFailed))
 			g.Expect(run.Status.Volumes[0].Message).To(ContainSubstring("already exists"))
-		}).Should(Succeed())
+		}).WithTimeout(restoreTimeout).Should(Succeed())
 		claim := &corev1.PersistentVolumeClaim{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-bolt", Name: "db"}, claim)).To(Succeed())
 		Expect(claim.DeletionTimestamp).To(BeNil())
@@ -108,14 +113,14 @@ var _ = Describe("A restore run", func() {
 		Eventually(func(g Gomega) {
 			run := getRestore(g, "nut-restore")
 			g.Expect(run.Status.Phase).To(Equal(tenancyv1alpha1.RestoreRunPartiallyFailed), "%+v", run.Status)
-		}).Should(Succeed())
+		}).WithTimeout(restoreTimeout).Should(Succeed())
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-nut", Name: "cache"}, &corev1.PersistentVolumeClaim{}))
-		}).Should(BeTrue(), "the failed volume's claim is removed, so that a retry can create it")
+		}).WithTimeout(restoreTimeout).Should(BeTrue(), "the failed volume's claim is removed, so that a retry can create it")
 		claim := &corev1.PersistentVolumeClaim{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "ws-nut", Name: "db"}, claim)).To(Succeed())
 		Expect(claim.Status.Phase).To(Equal(corev1.ClaimBound))
-		Eventually(func(g Gomega) []string { return restoreLeftovers(g, "nut-restore") }).Should(BeEmpty())
+		Eventually(func(g Gomega) []string { return restoreLeftovers(g, "nut-restore") }).WithTimeout(restoreTimeout).Should(BeEmpty())
 		var volumes corev1.PersistentVolumeList
 		Expect(k8sClient.List(ctx, &volumes, client.MatchingLabels{tenancyv1alpha1.RestoreClaimLabel: failing.name})).To(Succeed())
 		Expect(volumes.Items).To(BeEmpty())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -285,7 +286,7 @@ func (f *fakeCluster) kubelet(ctx context.Context) {
 
 func (f *fakeCluster) pvcProtection(ctx context.Context) {
 	var claims corev1.PersistentVolumeClaimList
-	if k8sClient.List(ctx, &claims, client.InNamespace(moverNamespace)) != nil {
+	if k8sClient.List(ctx, &claims) != nil {
 		return
 	}
 	for i := range claims.Items {
@@ -293,7 +294,15 @@ func (f *fakeCluster) pvcProtection(ctx context.Context) {
 		if pvc.DeletionTimestamp == nil || len(pvc.Finalizers) == 0 {
 			continue
 		}
-		if k8sClient.Get(ctx, client.ObjectKey{Namespace: moverNamespace, Name: pvc.Name}, &corev1.Pod{}) == nil {
+		var pods corev1.PodList
+		if k8sClient.List(ctx, &pods, client.InNamespace(pvc.Namespace)) != nil {
+			continue
+		}
+		if slices.ContainsFunc(pods.Items, func(pod corev1.Pod) bool {
+			return slices.ContainsFunc(pod.Spec.Volumes, func(v corev1.Volume) bool {
+				return v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == pvc.Name
+			})
+		}) {
 			continue // still mounted
 		}
 		pvc.Finalizers = nil
