@@ -4,10 +4,17 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
 )
@@ -88,3 +95,105 @@ func TestRestoreRunName(t *testing.T) {
 		t.Error("a workspace of the same name, recreated, would find the old run")
 	}
 }
+
+var _ = Describe("Restores through the data mover", func() {
+	const moverNamespace = "workspace-operator-mover"
+
+	// A Workspace that exists only here: the operator under test never sees it, so this
+	// reconciler, configured for the mover, is the only one acting for it.
+	newMoverReconciler := func() *WorkspaceReconciler {
+		config := testConfig()
+		config.Backup.MoverNamespace = moverNamespace
+		return &WorkspaceReconciler{Client: k8sClient, APIReader: k8sClient, Recorder: events.NewFakeRecorder(10), Config: config, Clock: fakeClock}
+	}
+	finishRun := func(name string, phase tenancyv1alpha1.RestoreRunPhase, message string) {
+		run := &tenancyv1alpha1.WorkspaceRestore{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: moverNamespace, Name: name}, run)).To(Succeed())
+		run.Status.Phase = phase
+		meta.SetStatusCondition(&run.Status.Conditions, metav1.Condition{Type: tenancyv1alpha1.ConditionComplete, Status: metav1.ConditionTrue, Reason: string(phase), Message: message})
+		Expect(k8sClient.Status().Update(ctx, run)).To(Succeed())
+	}
+
+	It("undelete asks for one run restoring each recorded volume from its own last backup, and creates no claim itself", func() {
+		Expect(client.IgnoreAlreadyExists(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: moverNamespace}}))).To(Succeed())
+		tenant := "ws-phoenix"
+		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tenant}})).To(Succeed())
+		ws := &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: "phoenix", UID: "phoenix-uid"}}
+		setCondition(ws, tenancyv1alpha1.ConditionEncryptionReady, metav1.ConditionTrue, "KeysReady", "")
+		setCondition(ws, tenancyv1alpha1.ConditionBucketReady, metav1.ConditionTrue, "BucketsReady", "")
+		purge := &tenancyv1alpha1.WorkspacePurge{
+			ObjectMeta: metav1.ObjectMeta{Name: "phoenix-1"},
+			Spec: tenancyv1alpha1.WorkspacePurgeSpec{
+				Workspace: "phoenix", WorkspaceUID: "old-uid", Namespace: tenant,
+				DeletedAt: metav1.Now(), PurgeAfter: metav1.NewTime(time.Now().Add(7 * 24 * time.Hour)),
+				LastBackupID: "20261204T020000Z",
+				Volumes: []tenancyv1alpha1.PurgeVolume{
+					{Name: "db", Storage: "10Gi", BackupID: "20261204T020000Z-db"},
+					{Name: "media", Storage: "2Gi", BackupID: "20261203T020000Z-media"},
+				},
+			},
+		}
+		Expect(k8sClient.Create(ctx, purge)).To(Succeed())
+		r := newMoverReconciler()
+
+		Expect(r.reconcileUndelete(ctx, ws, tenant, purge)).To(Succeed())
+		var runs tenancyv1alpha1.WorkspaceRestoreList
+		Expect(k8sClient.List(ctx, &runs, client.InNamespace(moverNamespace), client.MatchingLabels{tenancyv1alpha1.WorkspaceLabel: "phoenix"})).To(Succeed())
+		Expect(runs.Items).To(HaveLen(1))
+		run := runs.Items[0]
+		Expect(run.Spec.Volumes).To(Equal(undeleteVolumes(purge)))
+		Expect(run.Spec.Volumes[1].BackupID).To(Equal("20261203T020000Z-media"), "a volume comes back from its own last backup")
+		Expect(run.OwnerReferences).To(ConsistOf(HaveField("UID", ws.UID)))
+		var claims corev1.PersistentVolumeClaimList
+		Expect(k8sClient.List(ctx, &claims, client.InNamespace(tenant))).To(Succeed())
+		Expect(claims.Items).To(BeEmpty(), "the mover creates the claims, bound only once written")
+		Expect(condition(ws, tenancyv1alpha1.ConditionRestored).Reason).To(Equal("Restoring"))
+		Expect(condition(ws, tenancyv1alpha1.ConditionRestored).Message).To(ContainSubstring("kubectl describe workspacerestore -n " + moverNamespace + " " + run.Name))
+
+		By("asking again finds the same run, and reports its outcome")
+		finishRun(run.Name, tenancyv1alpha1.RestoreRunPartiallyFailed, "1 volumes restored, failed: media (see status.volumes)")
+		Expect(r.reconcileUndelete(ctx, ws, tenant, purge)).To(Succeed())
+		Expect(k8sClient.List(ctx, &runs, client.InNamespace(moverNamespace), client.MatchingLabels{tenancyv1alpha1.WorkspaceLabel: "phoenix"})).To(Succeed())
+		Expect(runs.Items).To(HaveLen(1))
+		restored := condition(ws, tenancyv1alpha1.ConditionRestored)
+		Expect(restored.Status).To(Equal(metav1.ConditionFalse))
+		Expect(restored.Reason).To(Equal("RestoreFailed"))
+		Expect(restored.Message).To(ContainSubstring("failed: media"))
+		Expect(restored.Message).To(ContainSubstring("delete it to retry"))
+
+		finishRun(run.Name, tenancyv1alpha1.RestoreRunSucceeded, "all restored")
+		Expect(r.reconcileUndelete(ctx, ws, tenant, purge)).To(Succeed())
+		Expect(condition(ws, tenancyv1alpha1.ConditionRestored).Status).To(Equal(metav1.ConditionTrue))
+	})
+
+	It("spec.restore restores under the target's name, one run per distinct request", func() {
+		Expect(client.IgnoreAlreadyExists(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: moverNamespace}}))).To(Succeed())
+		tenant := "ws-selfservice"
+		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tenant}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, pvc(tenant, "db", tenant+"-encrypted"))).To(Succeed())
+		ws := &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: "selfservice", UID: "selfservice-uid"}}
+		ws.Spec.Restore = &tenancyv1alpha1.RestoreSpec{BackupID: "20261205T020000Z", Volumes: []string{"db"},
+			Targets: []tenancyv1alpha1.RestoreTarget{{Volume: "db", Claim: "db-yesterday"}}}
+		r := newMoverReconciler()
+		Expect(r.reconcileRestore(ctx, ws, tenant)).To(Succeed())
+		Expect(r.reconcileRestore(ctx, ws, tenant)).To(Succeed())
+		var runs tenancyv1alpha1.WorkspaceRestoreList
+		Expect(k8sClient.List(ctx, &runs, client.InNamespace(moverNamespace), client.MatchingLabels{tenancyv1alpha1.WorkspaceLabel: "selfservice"})).To(Succeed())
+		Expect(runs.Items).To(HaveLen(1))
+		Expect(runs.Items[0].Spec.Volumes).To(Equal([]tenancyv1alpha1.RestoreVolume{
+			{Source: "db", Claim: "db-yesterday", BackupID: "20261205T020000Z", Storage: resource.MustParse("1Gi")},
+		}), "the size of the live claim of that name")
+
+		By("starting another run for another request")
+		ws.Spec.Restore.Targets[0].Claim = "db-before-upgrade"
+		Expect(r.reconcileRestore(ctx, ws, tenant)).To(Succeed())
+		Expect(k8sClient.List(ctx, &runs, client.InNamespace(moverNamespace), client.MatchingLabels{tenancyv1alpha1.WorkspaceLabel: "selfservice"})).To(Succeed())
+		Expect(runs.Items).To(HaveLen(2))
+
+		By("stalling, naming the field, when a volume's size cannot be known")
+		ws.Spec.Restore = &tenancyv1alpha1.RestoreSpec{BackupID: "20261205T020000Z", Volumes: []string{"deleted-long-ago"}}
+		err := r.reconcileRestore(ctx, ws, tenant)
+		Expect(isTerminal(err)).To(BeTrue())
+		Expect(err.Error()).To(ContainSubstring("spec.restore.targets"))
+	})
+})
