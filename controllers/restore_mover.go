@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -47,25 +48,27 @@ func desiredRestoreRun(ws *tenancyv1alpha1.Workspace, moverNamespace, request st
 }
 
 // undeleteVolumes are the volumes a purge record lists, each restored under its own name
-// from its own last backup (or the workspace's last one, for records written before the
-// data mover).
-func undeleteVolumes(purge *tenancyv1alpha1.WorkspacePurge) []tenancyv1alpha1.RestoreVolume {
-	var out []tenancyv1alpha1.RestoreVolume
+// from its own last backup. A record written before the data mover has only the
+// workspace's last backup, which held every volume; in a record written with it, a volume
+// without a backup of its own was never backed up, and is returned among the skipped.
+func undeleteVolumes(purge *tenancyv1alpha1.WorkspacePurge) (volumes []tenancyv1alpha1.RestoreVolume, skipped []string) {
+	perVolume := slices.ContainsFunc(purge.Spec.Volumes, func(v tenancyv1alpha1.PurgeVolume) bool { return v.BackupID != "" })
 	for _, v := range purge.Spec.Volumes {
 		id := v.BackupID
-		if id == "" {
+		if !perVolume {
 			id = purge.Spec.LastBackupID
 		}
 		if id == "" {
-			continue // never backed up: nothing to restore it from
+			skipped = append(skipped, v.Name)
+			continue
 		}
 		size, err := resource.ParseQuantity(v.Storage)
 		if err != nil || size.IsZero() {
 			size = resource.MustParse("1Gi")
 		}
-		out = append(out, tenancyv1alpha1.RestoreVolume{Source: v.Name, Claim: v.Name, BackupID: id, Storage: size})
+		volumes = append(volumes, tenancyv1alpha1.RestoreVolume{Source: v.Name, Claim: v.Name, BackupID: id, Storage: size})
 	}
-	return out
+	return volumes, skipped
 }
 
 // requestedVolumes resolves spec.restore into volumes to restore: each into its target

@@ -61,25 +61,46 @@ func TestRequestedVolumes(t *testing.T) {
 }
 
 func TestUndeleteVolumes(t *testing.T) {
-	purge := &tenancyv1alpha1.WorkspacePurge{Spec: tenancyv1alpha1.WorkspacePurgeSpec{
-		LastBackupID: "20261204T020000Z",
-		Volumes: []tenancyv1alpha1.PurgeVolume{
+	for _, tc := range []struct {
+		name        string
+		purge       tenancyv1alpha1.WorkspacePurgeSpec
+		want        []tenancyv1alpha1.RestoreVolume
+		wantSkipped []string
+	}{{
+		name: "each volume from its own backup; one never backed up is skipped",
+		purge: tenancyv1alpha1.WorkspacePurgeSpec{LastBackupID: "20261204T020000Z", Volumes: []tenancyv1alpha1.PurgeVolume{
 			{Name: "db", Storage: "10Gi", BackupID: "20261204T020000Z-db"},
-			{Name: "legacy", Storage: "3Gi"},
+			{Name: "db-restored", Storage: "10Gi"},
 			{Name: "odd", Storage: "not a size", BackupID: "20261203T020000Z-odd"},
+		}},
+		want: []tenancyv1alpha1.RestoreVolume{
+			{Source: "db", Claim: "db", BackupID: "20261204T020000Z-db", Storage: resource.MustParse("10Gi")},
+			{Source: "odd", Claim: "odd", BackupID: "20261203T020000Z-odd", Storage: resource.MustParse("1Gi")},
 		},
-	}}
-	want := []tenancyv1alpha1.RestoreVolume{
-		{Source: "db", Claim: "db", BackupID: "20261204T020000Z-db", Storage: resource.MustParse("10Gi")},
-		{Source: "legacy", Claim: "legacy", BackupID: "20261204T020000Z", Storage: resource.MustParse("3Gi")},
-		{Source: "odd", Claim: "odd", BackupID: "20261203T020000Z-odd", Storage: resource.MustParse("1Gi")},
-	}
-	if diff := cmp.Diff(want, undeleteVolumes(purge)); diff != "" {
-		t.Errorf("volumes (-want +got):\n%s", diff)
-	}
-	purge.Spec.LastBackupID = ""
-	if got := undeleteVolumes(purge); len(got) != 2 {
-		t.Errorf("a volume never backed up is not restorable, got %+v", got)
+		wantSkipped: []string{"db-restored"},
+	}, {
+		name: "a record from before the mover: every volume from the workspace's last backup",
+		purge: tenancyv1alpha1.WorkspacePurgeSpec{LastBackupID: "20261204T020000Z", Volumes: []tenancyv1alpha1.PurgeVolume{
+			{Name: "db", Storage: "10Gi"}, {Name: "media", Storage: "3Gi"},
+		}},
+		want: []tenancyv1alpha1.RestoreVolume{
+			{Source: "db", Claim: "db", BackupID: "20261204T020000Z", Storage: resource.MustParse("10Gi")},
+			{Source: "media", Claim: "media", BackupID: "20261204T020000Z", Storage: resource.MustParse("3Gi")},
+		},
+	}, {
+		name:        "never backed up at all",
+		purge:       tenancyv1alpha1.WorkspacePurgeSpec{Volumes: []tenancyv1alpha1.PurgeVolume{{Name: "db", Storage: "1Gi"}}},
+		wantSkipped: []string{"db"},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, skipped := undeleteVolumes(&tenancyv1alpha1.WorkspacePurge{Spec: tc.purge})
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("volumes (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantSkipped, skipped); diff != "" {
+				t.Errorf("skipped (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -141,7 +162,8 @@ var _ = Describe("Restores through the data mover", func() {
 		Expect(k8sClient.List(ctx, &runs, client.InNamespace(moverNamespace), client.MatchingLabels{tenancyv1alpha1.WorkspaceLabel: "phoenix"})).To(Succeed())
 		Expect(runs.Items).To(HaveLen(1))
 		run := runs.Items[0]
-		Expect(run.Spec.Volumes).To(Equal(undeleteVolumes(purge)))
+		want, _ := undeleteVolumes(purge)
+		Expect(run.Spec.Volumes).To(Equal(want))
 		Expect(run.Spec.Volumes[1].BackupID).To(Equal("20261203T020000Z-media"), "a volume comes back from its own last backup")
 		Expect(run.OwnerReferences).To(ConsistOf(HaveField("UID", ws.UID)))
 		var claims corev1.PersistentVolumeClaimList

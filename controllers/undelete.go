@@ -95,7 +95,17 @@ func (r *WorkspaceReconciler) reconcileUndelete(ctx context.Context, ws *tenancy
 
 	if r.Config.Backup.MoverNamespace != "" {
 		// The data mover creates each claim itself, bound only once its data is in.
-		return r.runMoverRestore(ctx, ws, "undelete/"+source.Name, "WorkspacePurge "+source.Name, undeleteVolumes(source))
+		volumes, skipped := undeleteVolumes(source)
+		if len(skipped) > 0 && !meta.IsStatusConditionTrue(ws.Status.Conditions, tenancyv1alpha1.ConditionRestored) {
+			r.Recorder.Eventf(ws, nil, corev1.EventTypeWarning, "VolumesNotRestored", "Restore",
+				"volumes never backed up cannot be undeleted: %s", strings.Join(skipped, ", "))
+		}
+		if len(volumes) == 0 {
+			setCondition(ws, tenancyv1alpha1.ConditionRestored, metav1.ConditionTrue, "NothingToRestore",
+				fmt.Sprintf("keys and buckets of WorkspacePurge %s are back; none of its volumes was ever backed up", source.Name))
+			return nil
+		}
+		return r.runMoverRestore(ctx, ws, "undelete/"+source.Name, "WorkspacePurge "+source.Name, volumes)
 	}
 	class := storageClassName(namespace)
 	for _, v := range source.Spec.Volumes {

@@ -148,6 +148,8 @@ func mustAtoi(s string) int {
 func chartOperatorSpecs() {
 	Context("installed by its chart on a real node", Ordered, func() {
 		var rendered string
+		// ledgerLine is what the probe read of the workload's file: owner, group, mode, content.
+		var ledgerLine string
 
 		BeforeAll(func() {
 			if noNode != "" {
@@ -344,6 +346,7 @@ func chartOperatorSpecs() {
 			Expect(lines).To(HaveLen(2), "%s", out)
 			Expect(lines[0]).To(ContainSubstring(strconv.Quote(ledger)))
 			Expect(lines[1]).To(Equal(lines[0]), "the restored file is the original, owner and mode included")
+			ledgerLine = lines[0]
 
 			By("handing over a volume that is the workspace's like any other, and leaving nothing in the mover namespace")
 			claim := &corev1.PersistentVolumeClaim{}
@@ -368,6 +371,57 @@ func chartOperatorSpecs() {
 			Eventually(func() bool {
 				return apierrors.IsNotFound(k8sClient.Get(ctx, key("", "charted"), &tenancyv1alpha1.Workspace{}))
 			}, namespaceTimeout, interval).Should(BeTrue(), "the pod ran the secure deletion and released the finalizer")
+		})
+
+		It("undeletes through the mover: the volume comes back from the backup buckets into a new claim", func() {
+			const namespace = "ws-charted"
+			Expect(ledgerLine).NotTo(BeEmpty(), "the restore spec ran first")
+			var purges tenancyv1alpha1.WorkspacePurgeList
+			Expect(k8sClient.List(ctx, &purges, client.MatchingLabels{tenancyv1alpha1.WorkspaceLabel: "charted"})).To(Succeed())
+			Expect(purges.Items).To(HaveLen(1))
+			purge := purges.Items[0]
+			Expect(purge.Spec.Volumes).To(ContainElement(HaveField("Name", "db")))
+			for _, v := range purge.Spec.Volumes {
+				if v.Name == "db" {
+					Expect(v.BackupID).NotTo(BeEmpty(), "the record keeps the volume's own last backup")
+				}
+			}
+
+			Expect(k8sClient.Create(ctx, &tenancyv1alpha1.Workspace{
+				ObjectMeta: metav1.ObjectMeta{Name: "charted"},
+				Spec: tenancyv1alpha1.WorkspaceSpec{
+					Owners:      []tenancyv1alpha1.Owner{{Kind: tenancyv1alpha1.UserOwner, Name: "chris"}},
+					RestoreFrom: purge.Name,
+				},
+			})).To(Succeed())
+			DeferCleanup(func() {
+				Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: "charted"}}))).To(Succeed())
+				Eventually(func() bool {
+					return apierrors.IsNotFound(k8sClient.Get(ctx, key("", "charted"), &tenancyv1alpha1.Workspace{}))
+				}, namespaceTimeout, interval).Should(BeTrue())
+			})
+			Eventually(func(g Gomega) {
+				ws := getWorkspace(g, "charted")
+				restored := meta.FindStatusCondition(ws.Status.Conditions, tenancyv1alpha1.ConditionRestored)
+				g.Expect(restored).NotTo(BeNil())
+				g.Expect(restored.Reason).NotTo(Equal("RestoreFailed"), restored.Message)
+				g.Expect(restored.Status).To(Equal(metav1.ConditionTrue), restored.Message)
+			}, 3*time.Minute, interval).Should(Succeed())
+
+			By("reading the file back as the workload wrote it, from a volume the namespace's deletion had destroyed")
+			reader := probePod(namespace, "reader", corev1.RestartPolicyNever, "read", "/data/ledger.txt")
+			reader.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "db", MountPath: "/data", ReadOnly: true}}
+			reader.Spec.Volumes = []corev1.Volume{{Name: "db", VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "db", ReadOnly: true},
+			}}}
+			Expect(k8sClient.Create(ctx, reader)).To(Succeed())
+			Eventually(func(g Gomega) {
+				g.Expect(k8sClient.Get(ctx, key(namespace, "reader"), reader)).To(Succeed())
+				g.Expect(reader.Status.Phase).To(Equal(corev1.PodSucceeded), "reader: %+v", reader.Status)
+			}, podTimeout, interval).Should(Succeed())
+			out, err := stack.Kubectl(ctx, "logs", "--namespace="+namespace, "reader").Output()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(strings.TrimSpace(string(out))).To(Equal(ledgerLine))
 		})
 	})
 }
