@@ -10,9 +10,9 @@ import (
 const RestoreRunFinalizer = "tenancy.workspace-operator.io/restore-run"
 
 // RestoreRunLabel names the WorkspaceRestore an object was created for; RestoreClaimLabel
-// the workspace claim it restores. A restored PersistentVolume carries RestoreRunLabel
-// until its claim binds, and the claim selects it by that label: a claim with a selector is
-// never provisioned dynamically, so nothing but the restored volume can bind it.
+// which of its volumes (by the name of the mover's claim and pod for it: a claim's own name
+// may be too long for a label). The restored PersistentVolume keeps both, so that a restart
+// finds it once the mover's claim is gone.
 const (
 	RestoreRunLabel   = "tenancy.workspace-operator.io/restore-run"
 	RestoreClaimLabel = "tenancy.workspace-operator.io/restore-claim"
