@@ -375,11 +375,16 @@ func run(args []string) error {
 		return fmt.Errorf("set up WorkspacePurge controller: %w", err)
 	}
 	if o.mover.Namespace != "" {
+		executor, err := datamover.NewAPIExecutor(mgr.GetConfig())
+		if err != nil {
+			return fmt.Errorf("set up the pre-backup hook executor: %w", err)
+		}
 		mover := &datamover.Reconciler{
 			Client:    mgr.GetClient(),
 			APIReader: mgr.GetAPIReader(),
 			Recorder:  mgr.GetEventRecorder("workspace-operator"),
 			Config:    o.mover,
+			Executor:  executor,
 		}
 		if err := mover.SetupWithManager(mgr, controller.Options{}); err != nil {
 			return fmt.Errorf("set up WorkspaceBackup controller: %w", err)

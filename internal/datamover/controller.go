@@ -91,8 +91,11 @@ type Reconciler struct {
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
 	Config    Config
+	// Executor runs the pre-backup hooks that application pods ask for.
+	Executor PodExecutor
 }
 
+// +kubebuilder:rbac:groups="",resources=pods/exec,verbs=create
 // +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspacebackups,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspacebackups/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspacebackups/finalizers,verbs=update

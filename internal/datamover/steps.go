@@ -18,6 +18,7 @@ import (
 
 // Steps of one volume's backup, in order, as status.volumes[].step records them.
 const (
+	StepHooks          = "PreBackupHooks"
 	StepSnapshot       = "Snapshot"
 	StepExposeContent  = "ExposeContent"
 	StepExposeSnapshot = "ExposeSnapshot"
@@ -54,6 +55,7 @@ type step struct {
 // last of them, so running them again after a crash only finds what exists.
 func (r *Reconciler) backupSteps() []step {
 	return []step{
+		{StepHooks, r.preBackupHooks},
 		{StepSnapshot, r.snapshot},
 		{StepExposeContent, r.exposeContent},
 		{StepExposeSnapshot, r.exposeSnapshot},

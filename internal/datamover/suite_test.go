@@ -56,6 +56,8 @@ var (
 	restCfg   *rest.Config
 	k8sClient client.Client
 	fakeClock *clocktesting.FakeClock
+	// hookExecutor plays kubectl exec for the pre-backup hooks.
+	hookExecutor *recordingExecutor
 	cluster   *fakeCluster
 	stopMgr   context.CancelFunc
 	mgrDone   chan struct{}
@@ -87,6 +89,7 @@ var _ = BeforeSuite(func() {
 
 	fakeClock = clocktesting.NewFakeClock(time.Now())
 	cluster = &fakeCluster{outcomes: map[string]podOutcome{}}
+	hookExecutor = &recordingExecutor{failures: map[string]string{}}
 	go cluster.run(ctx)
 	startManager()
 })
@@ -134,6 +137,7 @@ func startManager() {
 		Recorder:  mgr.GetEventRecorder("workspace-operator"),
 		Clock:     fakeClock,
 		Config:    testConfig(),
+		Executor:  hookExecutor,
 	}
 	Expect(r.SetupWithManager(mgr, controller.Options{SkipNameValidation: ptr.To(true)})).To(Succeed())
 	restores := &RestoreReconciler{
@@ -510,4 +514,60 @@ func metaItems(list client.ObjectList) (int, error) {
 		return len(l.Items), nil
 	}
 	return 0, fmt.Errorf("unexpected list %T", list)
+}
+
+// hookExec is one command run in a pod, and whether the claim's snapshot existed by then.
+type hookExec struct {
+	pod, container  string
+	command         []string
+	snapshotExisted bool
+}
+
+// recordingExecutor records the commands run in pods and fails those of the pods named in
+// failures, with that standard error.
+type recordingExecutor struct {
+	mu       sync.Mutex
+	execs    []hookExec
+	failures map[string]string
+}
+
+func (e *recordingExecutor) Exec(ctx context.Context, namespace, pod, container string, command []string) (string, string, error) {
+	var snapshots snapshotv1.VolumeSnapshotList
+	Expect(k8sClient.List(ctx, &snapshots, client.InNamespace(namespace))).To(Succeed())
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.execs = append(e.execs, hookExec{pod: pod, container: container, command: command, snapshotExisted: len(snapshots.Items) > 0})
+	if stderr, ok := e.failures[pod]; ok {
+		return "", stderr, fmt.Errorf("command terminated with exit code 1")
+	}
+	return "", "", nil
+}
+
+func (e *recordingExecutor) ran(pod string) []hookExec {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []hookExec
+	for _, x := range e.execs {
+		if x.pod == pod {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// newAppPod creates a running application pod in namespace that mounts claim, with the given
+// annotations (its pre-backup hook).
+func newAppPod(namespace, name, claim string, annotations map[string]string) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Annotations: annotations},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "db", Image: "postgres:17"}},
+			Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim},
+			}}},
+		},
+	}
+	Expect(k8sClient.Create(ctx, pod)).To(Succeed())
+	pod.Status.Phase = corev1.PodRunning
+	Expect(k8sClient.Status().Update(ctx, pod)).To(Succeed())
 }

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
+	"github.com/workspace-operator/workspace-operator/internal/datamover"
 	"github.com/workspace-operator/workspace-operator/internal/localstack"
 	"github.com/workspace-operator/workspace-operator/internal/testenv"
 	"github.com/workspace-operator/workspace-operator/test/awsemu"
@@ -133,8 +134,12 @@ func emulatorEndpointEnv() []corev1.EnvVar {
 	return env
 }
 
-// ledger is what the workload writes into its volume.
-const ledger = "invoice 1: 100 EUR"
+// ledger is what the workload writes into its volume; hookOutput what its pre-backup hook
+// writes there.
+const (
+	ledger     = "invoice 1: 100 EUR"
+	hookOutput = "flushed by the pre-backup hook"
+)
 
 func mustAtoi(s string) int {
 	n, err := strconv.Atoi(s)
@@ -237,6 +242,11 @@ func chartOperatorSpecs() {
 			By("running a workload that writes to the volume and keeps it in use")
 			writer := probePod(namespace, "writer", corev1.RestartPolicyAlways, "write", "--file=/data/ledger.txt", "--content="+ledger)
 			writer.Spec.SecurityContext.FSGroup = ptr.To[int64](65532)
+			// The application's own pre-backup hook, run by the mover through exec right
+			// before the snapshot: what it writes must be in the backup.
+			writer.Annotations = map[string]string{
+				datamover.PreBackupHookCommandAnnotation: `["/probe", "put", "--file=/data/hook.txt", "--content=` + hookOutput + `"]`,
+			}
 			writer.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "db", MountPath: "/data"}}
 			writer.Spec.Volumes = []corev1.Volume{{Name: "db", VolumeSource: corev1.VolumeSource{
 				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "db"},
@@ -316,7 +326,7 @@ func chartOperatorSpecs() {
 			Expect(k8sClient.Update(ctx, ws)).To(Succeed())
 
 			By("starting a workload on the restored claim at once: it must wait for the data")
-			reader := probePod(namespace, "reader", corev1.RestartPolicyNever, "read", "/original/ledger.txt", "/restored/ledger.txt")
+			reader := probePod(namespace, "reader", corev1.RestartPolicyNever, "read", "/original/ledger.txt", "/restored/ledger.txt", "/restored/hook.txt")
 			reader.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{
 				{Name: "original", MountPath: "/original", ReadOnly: true},
 				{Name: "restored", MountPath: "/restored", ReadOnly: true},
@@ -343,9 +353,10 @@ func chartOperatorSpecs() {
 			out, err := stack.Kubectl(ctx, "logs", "--namespace="+namespace, "reader").Output()
 			Expect(err).NotTo(HaveOccurred())
 			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-			Expect(lines).To(HaveLen(2), "%s", out)
+			Expect(lines).To(HaveLen(3), "%s", out)
 			Expect(lines[0]).To(ContainSubstring(strconv.Quote(ledger)))
 			Expect(lines[1]).To(Equal(lines[0]), "the restored file is the original, owner and mode included")
+			Expect(lines[2]).To(ContainSubstring(strconv.Quote(hookOutput)), "the hook ran in the application pod before the snapshot")
 			ledgerLine = lines[0]
 
 			By("handing over a volume that is the workspace's like any other, and leaving nothing in the mover namespace")

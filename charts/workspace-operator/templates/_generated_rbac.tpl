@@ -43,6 +43,12 @@ config/rbac/workspace_owner_role.yaml.
   - list
   - watch
 - apiGroups:
+  - ""
+  resources:
+  - pods/exec
+  verbs:
+  - create
+- apiGroups:
   - apiextensions.k8s.io
   resources:
   - customresourcedefinitions

@@ -7,6 +7,7 @@
 //	probe resolve [--timeout 5s] name                   exits 0 if the name resolved
 //	probe write --file path --content text              writes the file, then serves as serve does,
 //	                                                    keeping its volume in use
+//	probe put --file path --content text                writes the file and exits (a backup hook)
 //	probe read path...                                  prints each file's owner, group, mode and
 //	                                                    content, one line each (restores are
 //	                                                    compared with it)
@@ -65,6 +66,11 @@ func run(args []string) error {
 			return errors.New("usage: probe dial host:port")
 		}
 		return dial(ctx, fs.Arg(0))
+	case "put":
+		if *file == "" {
+			return errors.New("usage: probe put --file path --content text")
+		}
+		return os.WriteFile(*file, []byte(*content), 0o640)
 	case "read":
 		if fs.NArg() == 0 {
 			return errors.New("usage: probe read path...")
