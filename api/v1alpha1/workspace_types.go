@@ -162,7 +162,10 @@ type BackupSpec struct {
 	IncludeFiles bool `json:"includeFiles,omitempty"`
 
 	// PreBackupHook runs before each backup with the workspace's volumes mounted, e.g. to
-	// dump a database into /data/hook, which is backed up too.
+	// dump a database into /data/hook, which is backed up too. Not with the operator's data
+	// mover, which snapshots each volume: there, an application pod asks for a command to
+	// run in it before its volumes' snapshots with the pre.hook.backup.tenancy.workspace-operator.io/*
+	// annotations.
 	// +optional
 	PreBackupHook *BackupHook `json:"preBackupHook,omitempty"`
 
