@@ -130,9 +130,10 @@ func (r *Reconciler) preBackupHooks(ctx context.Context, v volumeRef, _ *tenancy
 		}
 		hookCtx, cancel := context.WithTimeout(ctx, hook.timeout)
 		_, stderr, err := r.Executor.Exec(hookCtx, pod.Namespace, pod.Name, hook.container, hook.command)
+		timedOut := errors.Is(hookCtx.Err(), context.DeadlineExceeded)
 		cancel()
 		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) || hookCtx.Err() != nil {
+			if timedOut {
 				err = fmt.Errorf("timed out after %s", hook.timeout)
 			}
 			message := fmt.Sprintf("pre-backup hook in pod %s/%s, container %s, failed: %v%s", pod.Namespace, pod.Name, hook.container, err, stderrTail(stderr))

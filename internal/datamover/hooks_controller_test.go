@@ -44,8 +44,22 @@ var _ = Describe("Pre-backup hooks", func() {
 		db := volumeStatus(run, "db")
 		Expect(db.Phase).To(Equal(tenancyv1alpha1.VolumeBackupFailed))
 		Expect(db.Message).To(ContainSubstring("pre-backup hook in pod ws-inkwell/db-0"))
-		Expect(db.Message).To(ContainSubstring("the database system is shutting down"))
+		Expect(db.Message).To(ContainSubstring("command terminated with exit code 1: FATAL: the database system is shutting down"))
 		Expect(volumeStatus(run, "logs").Phase).To(Equal(tenancyv1alpha1.VolumeBackupSucceeded))
 		Expect(hookExecutor.ran("db-0")).To(HaveLen(1), "a failed hook is not retried within the run")
+	})
+	It("fail the volume when a hook outlives its timeout", func() {
+		newTenant("quire", map[string]string{"db": "zone-a"})
+		hookExecutor.mu.Lock()
+		hookExecutor.failures["stuck-0"] = hangs
+		hookExecutor.mu.Unlock()
+		newAppPod("ws-quire", "stuck-0", "db", map[string]string{
+			PreBackupHookCommandAnnotation: `["checkpoint"]`, PreBackupHookTimeoutAnnotation: "200ms",
+		})
+		newRun("quire-1", "quire")
+		Eventually(func(g Gomega) {
+			g.Expect(getRun(g, "quire-1").Status.Phase).To(Equal(tenancyv1alpha1.BackupRunFailed))
+		}, timeout, interval).Should(Succeed())
+		Expect(volumeStatus(getRun(Default, "quire-1"), "db").Message).To(ContainSubstring("timed out after 200ms"))
 	})
 })

@@ -523,6 +523,9 @@ type hookExec struct {
 	snapshotExisted bool
 }
 
+// hangs, as a pod's failure, makes its command run until its deadline.
+const hangs = "<hangs>"
+
 // recordingExecutor records the commands run in pods and fails those of the pods named in
 // failures, with that standard error.
 type recordingExecutor struct {
@@ -537,7 +540,14 @@ func (e *recordingExecutor) Exec(ctx context.Context, namespace, pod, container 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.execs = append(e.execs, hookExec{pod: pod, container: container, command: command, snapshotExisted: len(snapshots.Items) > 0})
-	if stderr, ok := e.failures[pod]; ok {
+	stderr, fails := e.failures[pod]
+	if fails && stderr == hangs {
+		e.mu.Unlock()
+		<-ctx.Done()
+		e.mu.Lock()
+		return "", "", ctx.Err()
+	}
+	if fails {
 		return "", stderr, fmt.Errorf("command terminated with exit code 1")
 	}
 	return "", "", nil
