@@ -95,7 +95,7 @@ type Reconciler struct {
 	Executor PodExecutor
 }
 
-// +kubebuilder:rbac:groups="",resources=pods/exec,verbs=create
+// +kubebuilder:rbac:groups="",resources=pods/exec,verbs=get;create
 // +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspacebackups,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspacebackups/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=tenancy.workspace-operator.io,resources=workspacebackups/finalizers,verbs=update

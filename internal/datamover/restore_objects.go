@@ -128,8 +128,9 @@ func desiredRestorePod(v restoreRef, moverNamespace string, s moverSettings) *co
 					ReadOnlyRootFilesystem:   ptr.To(true),
 					Capabilities: &corev1.Capabilities{
 						Drop: []corev1.Capability{"ALL"},
-						// Owners, modes (of files it no longer owns) and security.* xattrs.
-						Add: []corev1.Capability{"CHOWN", "FOWNER", "DAC_OVERRIDE", "SETFCAP"},
+						// Owners, modes (of files it no longer owns; FSETID keeps setgid
+						// bits chmod would clear) and security.capability xattrs.
+						Add: []corev1.Capability{"CHOWN", "FOWNER", "FSETID", "DAC_OVERRIDE", "SETFCAP"},
 					},
 				},
 				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,

@@ -93,7 +93,7 @@ func TestDesiredRestorePod(t *testing.T) {
 	if pod.Spec.Volumes[0].PersistentVolumeClaim.ClaimName != v.name {
 		t.Errorf("pod mounts %s, want the mover's claim %s", pod.Spec.Volumes[0].PersistentVolumeClaim.ClaimName, v.name)
 	}
-	if !slices.Equal(c.SecurityContext.Capabilities.Add, []corev1.Capability{"CHOWN", "FOWNER", "DAC_OVERRIDE", "SETFCAP"}) ||
+	if !slices.Equal(c.SecurityContext.Capabilities.Add, []corev1.Capability{"CHOWN", "FOWNER", "FSETID", "DAC_OVERRIDE", "SETFCAP"}) ||
 		!slices.Equal(c.SecurityContext.Capabilities.Drop, []corev1.Capability{"ALL"}) {
 		t.Errorf("capabilities %+v, want only what restoring owners, modes and xattrs takes", c.SecurityContext.Capabilities)
 	}

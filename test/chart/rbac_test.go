@@ -57,8 +57,9 @@ var operatorAllowList = []allowed{
 	// reads). Creating Jobs anywhere already implied creating pods.
 	{group: "", resources: []string{"pods"}, verbs: []string{"create", "delete", "get", "list", "watch"}},
 	// The data mover runs the pre-backup hook an application pod asks for (by annotation,
-	// in its own pod template) in that pod, right before snapshotting its volume.
-	{group: "", resources: []string{"pods/exec"}, verbs: []string{"create"}},
+	// in its own pod template) in that pod, right before snapshotting its volume. An exec
+	// over WebSockets is a GET the API server authorizes as get (and create).
+	{group: "", resources: []string{"pods/exec"}, verbs: []string{"create", "get"}},
 	// Volumes are listed for backups and recreated by an undelete; the data mover creates
 	// and deletes its temporary clones in its own namespace. A tenant's claims are never
 	// deleted: the namespace's deletion does that, and the mover deletes only claims

@@ -48,6 +48,7 @@ config/rbac/workspace_owner_role.yaml.
   - pods/exec
   verbs:
   - create
+  - get
 - apiGroups:
   - apiextensions.k8s.io
   resources:
