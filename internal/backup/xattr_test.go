@@ -128,10 +128,14 @@ func requireUserXattrs(t *testing.T, dir string) {
 	t.Helper()
 	p := filepath.Join(dir, "probe")
 	writeFile(t, p, nil, 0o644)
-	defer os.Remove(p)
-	if err := unix.Lsetxattr(p, "user.probe", []byte("1"), 0); errors.Is(err, unix.ENOTSUP) {
+	err := unix.Lsetxattr(p, "user.probe", []byte("1"), 0)
+	if errors.Is(err, unix.ENOTSUP) {
 		t.Skipf("the test's file system at %s has no user.* extended attributes: nothing to test", dir)
-	} else if err != nil {
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
 	}
 }
