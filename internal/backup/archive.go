@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
@@ -57,11 +59,15 @@ type archiver struct {
 	log *slog.Logger
 	buf []byte
 	// read counts content bytes read, for progress reports.
-	read *atomic.Int64
+	read   *atomic.Int64
+	xattrs *xattrReader
+	// noXattrs is set once the source's file system turns out to have no
+	// extended attributes, not to ask again for every file.
+	noXattrs bool
 }
 
 func newArchiver(w io.Writer, log *slog.Logger, read *atomic.Int64) *archiver {
-	return &archiver{tw: tar.NewWriter(w), log: log, buf: make([]byte, 1<<20), read: read}
+	return &archiver{tw: tar.NewWriter(w), log: log, buf: make([]byte, 1<<20), read: read, xattrs: newXattrReader()}
 }
 
 // close writes the tar end-of-archive marker.
@@ -73,7 +79,8 @@ func (a *archiver) close() error {
 }
 
 // addDirectory stores the tree under src.Path: directories, regular files
-// and symbolic links (as links), with modes, owners and modification times.
+// and symbolic links (as links), with modes, owners, modification times
+// and extended attributes (see archivedXattr).
 // Hard links are stored as separate files.
 // Any file that cannot be read fails the backup. A file that disappears
 // between listing and reading is skipped with a warning, as routine on a
@@ -108,6 +115,7 @@ func (a *archiver) addDirectory(ctx context.Context, src Source) (SourceStats, e
 		return nil
 	}
 
+	a.noXattrs = false
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, walkErr error) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -133,8 +141,12 @@ func (a *archiver) addDirectory(ctx context.Context, src Source) (SourceStats, e
 			if err != nil {
 				return skipVanished(p, err)
 			}
+			h := headerFor(info, tar.TypeDir, name+"/", "")
+			if err := a.pathXattrs(h, src.Name, p); err != nil {
+				return skipVanished(p, err)
+			}
 			stats.Dirs++
-			return a.writeHeader(headerFor(info, tar.TypeDir, name+"/", ""))
+			return a.writeHeader(h)
 		case typ&fs.ModeSymlink != 0:
 			info, err := d.Info()
 			if err != nil {
@@ -144,10 +156,14 @@ func (a *archiver) addDirectory(ctx context.Context, src Source) (SourceStats, e
 			if err != nil {
 				return skipVanished(p, err)
 			}
+			h := headerFor(info, tar.TypeSymlink, name, target)
+			if err := a.pathXattrs(h, src.Name, p); err != nil {
+				return skipVanished(p, err)
+			}
 			stats.Symlinks++
-			return a.writeHeader(headerFor(info, tar.TypeSymlink, name, target))
+			return a.writeHeader(h)
 		case typ.IsRegular():
-			size, err := a.addFile(ctx, p, name)
+			size, err := a.addFile(ctx, src.Name, p, name)
 			if err != nil {
 				return skipVanished(p, err)
 			}
@@ -176,7 +192,7 @@ func (a *archiver) addDirectory(ctx context.Context, src Source) (SourceStats, e
 // the open file, so that size and content belong together. Opening never
 // follows a symbolic link swapped in since the listing, and never blocks on
 // a FIFO.
-func (a *archiver) addFile(ctx context.Context, p, name string) (int64, error) {
+func (a *archiver) addFile(ctx context.Context, source, p, name string) (int64, error) {
 	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return 0, err
@@ -190,7 +206,11 @@ func (a *archiver) addFile(ctx context.Context, p, name string) (int64, error) {
 		a.log.Warn("file changed type during the backup, skipped", "path", p)
 		return -1, nil
 	}
-	if err := a.writeHeader(headerFor(info, tar.TypeReg, name, "")); err != nil {
+	h := headerFor(info, tar.TypeReg, name, "")
+	if err := a.fileXattrs(h, source, f); err != nil {
+		return 0, err
+	}
+	if err := a.writeHeader(h); err != nil {
 		return 0, err
 	}
 	if err := a.copyContent(ctx, f, info.Size(), p); err != nil {
@@ -214,6 +234,47 @@ func (a *archiver) copyContent(ctx context.Context, r io.Reader, size int64, wha
 	case n < size:
 		return fmt.Errorf("%s shrank from %d to %d bytes while being read", what, size, n)
 	}
+	return nil
+}
+
+// pathXattrs adds the extended attributes of the directory or link p to
+// its header.
+func (a *archiver) pathXattrs(h *tar.Header, source, p string) error {
+	return a.addXattrs(h, source, p,
+		func(b []byte) (int, error) { return unix.Llistxattr(p, b) },
+		func(name string, b []byte) (int, error) { return unix.Lgetxattr(p, name, b) })
+}
+
+// fileXattrs adds the extended attributes of the open file f to its
+// header: those of the file whose content is stored, whatever happens to
+// its path.
+func (a *archiver) fileXattrs(h *tar.Header, source string, f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var xerr error
+	err = rc.Control(func(fd uintptr) {
+		xerr = a.addXattrs(h, source, f.Name(),
+			func(b []byte) (int, error) { return unix.Flistxattr(int(fd), b) },
+			func(name string, b []byte) (int, error) { return unix.Fgetxattr(int(fd), name, b) })
+	})
+	return errors.Join(err, xerr)
+}
+
+func (a *archiver) addXattrs(h *tar.Header, source, p string, list func([]byte) (int, error), get func(string, []byte) (int, error)) error {
+	if a.noXattrs {
+		return nil
+	}
+	records, err := a.xattrs.read(list, get)
+	switch {
+	case errors.Is(err, errXattrsUnsupported):
+		a.log.Info("file system has no extended attributes, none backed up", "source", source)
+		a.noXattrs = true
+	case err != nil:
+		return fmt.Errorf("read extended attributes of %s: %w", p, err)
+	}
+	h.PAXRecords = records
 	return nil
 }
 

@@ -195,8 +195,9 @@ func (c *cli) restore(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(c.stdout, "restored backup %s (created %s) from %s into %s: %d files, %d directories, %d symbolic links, %d bytes\n",
-		res.BackupID, res.Created.Format(time.RFC3339), res.Location, *target, res.Stats.Files, res.Stats.Dirs, res.Stats.Symlinks, res.Stats.Bytes)
+	_, err = fmt.Fprintf(c.stdout, "restored backup %s (created %s) from %s into %s: %d files, %d directories, %d symbolic links, %d bytes, %d extended attributes (%d refused by the target)\n",
+		res.BackupID, res.Created.Format(time.RFC3339), res.Location, *target, res.Stats.Files, res.Stats.Dirs, res.Stats.Symlinks, res.Stats.Bytes,
+		res.Stats.Xattrs, res.Stats.SkippedXattrs)
 	return err
 }
 

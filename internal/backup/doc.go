@@ -18,6 +18,19 @@
 // from one location to the next, and unpack through os.Root so that no
 // archive entry can write outside the target.
 //
+// Archives keep owners, modes, modification times and extended attributes
+// (xattr.go says which). A restore as root sets them all, which takes
+// CAP_CHOWN, CAP_FOWNER and CAP_DAC_OVERRIDE, CAP_FSETID for setgid bits
+// of groups root is not in, and CAP_SETFCAP for file capabilities
+// (security.capability); attributes the target refuses (ENOTSUP, or EPERM
+// for want of a privilege, as trusted.* without CAP_SYS_ADMIN) are skipped
+// and counted.
+//
+// The data mover backs up each volume of a run R on its own, as R-<claim>
+// holding the one source <claim>; a restore of R and a source finds it by
+// the manifests' sources (select.go).
+//
 // The agent is Linux software, like the operator: it reads owners from
-// syscall.Stat_t and opens files with O_NOFOLLOW.
+// syscall.Stat_t, opens files with O_NOFOLLOW, and sets extended
+// attributes through /proc/self/fd.
 package backup

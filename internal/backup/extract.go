@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ExtractStats counts what a restore wrote.
@@ -26,6 +28,13 @@ type ExtractStats struct {
 	// target is absolute or resolves outside the target directory; each
 	// is logged with its target.
 	SkippedSymlinks int64
+	// Xattrs counts the extended attributes restored; SkippedXattrs those
+	// the target refused for want of support (ENOTSUP: a file system
+	// without them, or without that namespace) or of privilege (EPERM:
+	// trusted.* and most of security.* take CAP_SYS_ADMIN,
+	// security.capability CAP_SETFCAP). The first of each is logged.
+	Xattrs        int64
+	SkippedXattrs int64
 }
 
 // targetError is a failure of the restore target (disk full, permission
@@ -68,10 +77,15 @@ type extractor struct {
 	dirs []*tar.Header
 	// links are the symbolic links created, checked again at the end.
 	links []string
+	// xattrRefusals are the extended attribute refusals logged so far.
+	xattrRefusals map[string]bool
 }
 
 func newExtractor(root *os.Root, sources, skip map[string]bool, log *slog.Logger) *extractor {
-	return &extractor{root: root, sources: sources, skip: skip, log: log, buf: make([]byte, 1<<20), chown: os.Geteuid() == 0}
+	return &extractor{
+		root: root, sources: sources, skip: skip, log: log, buf: make([]byte, 1<<20), chown: os.Geteuid() == 0,
+		xattrRefusals: map[string]bool{},
+	}
 }
 
 // extract writes every entry of r. Entry names must be clean relative
@@ -212,6 +226,9 @@ func (x *extractor) symlink(h *tar.Header) error {
 			return targetErr("set owner of %s: %w", h.Name, err)
 		}
 	}
+	if err := x.setXattrs(h); err != nil {
+		return err
+	}
 	x.stats.Symlinks++
 	x.links = append(x.links, h.Name)
 	return nil
@@ -282,13 +299,20 @@ func (x *extractor) escapes(name string) bool {
 	return false
 }
 
-// setAttributes applies owner, mode and modification time; the mode
-// after the owner, since chown clears setuid and setgid.
+// setAttributes applies owner, extended attributes, mode and modification
+// time, in that order: chown clears setuid, setgid and
+// security.capability; setting an ACL may clear setgid, and chmod
+// brings the ACL's base entries back to the mode; and until chmod the
+// file or directory is writable by its owner, whom setting user.*
+// attributes requires when not root.
 func (x *extractor) setAttributes(h *tar.Header) error {
 	if x.chown {
 		if err := x.root.Lchown(h.Name, h.Uid, h.Gid); err != nil {
 			return targetErr("set owner of %s: %w", h.Name, err)
 		}
+	}
+	if err := x.setXattrs(h); err != nil {
+		return err
 	}
 	if err := x.root.Chmod(h.Name, h.FileInfo().Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
 		return targetErr("set mode of %s: %w", h.Name, err)
@@ -297,6 +321,52 @@ func (x *extractor) setAttributes(h *tar.Header) error {
 		return targetErr("set time of %s: %w", h.Name, err)
 	}
 	return nil
+}
+
+// setXattrs sets the extended attributes of the entry h, through its
+// parent directory opened in the root: os.Root has no xattr calls, and
+// /proc/self/fd/N/<base> reaches the entry itself (even a link, with the
+// l* calls) without resolving anything outside the root.
+func (x *extractor) setXattrs(h *tar.Header) error {
+	names := headerXattrs(h)
+	if len(names) == 0 {
+		return nil
+	}
+	dir, base := path.Split(h.Name)
+	d, err := x.root.Open(path.Clean("./" + dir))
+	if err != nil {
+		return targetErr("set extended attributes of %s: %w", h.Name, err)
+	}
+	defer func() { _ = d.Close() }() // read only
+	rc, err := d.SyscallConn()
+	if err != nil {
+		return targetErr("set extended attributes of %s: %w", h.Name, err)
+	}
+	var setErr error
+	err = rc.Control(func(fd uintptr) {
+		p := fmt.Sprintf("/proc/self/fd/%d/%s", fd, base)
+		for _, name := range names {
+			err := unix.Lsetxattr(p, name, []byte(h.PAXRecords[paxXattrPrefix+name]), 0)
+			switch {
+			case err == nil:
+				x.stats.Xattrs++
+			case errors.Is(err, unix.ENOTSUP), errors.Is(err, unix.EPERM):
+				x.stats.SkippedXattrs++
+				if key := name + ": " + err.Error(); !x.xattrRefusals[key] {
+					x.xattrRefusals[key] = true
+					x.log.Warn("the target refuses an extended attribute, skipped here and wherever else refused alike",
+						"path", h.Name, "attribute", name, "error", err)
+				}
+			default:
+				setErr = targetErr("set extended attribute %s of %s: %w", name, h.Name, err)
+				return
+			}
+		}
+	})
+	if err != nil {
+		return targetErr("set extended attributes of %s: %w", h.Name, err)
+	}
+	return setErr
 }
 
 // finishDirs applies directories' attributes deepest first, once nothing

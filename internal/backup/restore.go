@@ -105,7 +105,8 @@ func (a *Agent) Restore(ctx context.Context, opts RestoreOptions) (*RestoreResul
 		res, err := a.restoreFrom(ctx, s, &opts, root)
 		if err == nil {
 			a.log().Info("restore complete", "workspace", opts.Workspace, "backup", res.BackupID, "location", s.Location,
-				"files", res.Stats.Files, "bytes", res.Stats.Bytes, "skippedSymlinks", res.Stats.SkippedSymlinks)
+				"files", res.Stats.Files, "bytes", res.Stats.Bytes, "skippedSymlinks", res.Stats.SkippedSymlinks,
+				"xattrs", res.Stats.Xattrs, "skippedXattrs", res.Stats.SkippedXattrs)
 			return res, nil
 		}
 		if _, ok := errors.AsType[*targetError](err); ok || ctx.Err() != nil {
