@@ -14,6 +14,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -291,6 +292,25 @@ func chartOperatorSpecs() {
 				g.Expect(k8sClient.List(ctx, &claims, client.InNamespace(moverNamespace))).To(Succeed())
 				g.Expect(claims.Items).To(BeEmpty())
 			}, readyTimeout, interval).Should(Succeed())
+
+			By("giving the workspace's owner no way into the mover namespace")
+			for _, attributes := range []authorizationv1.ResourceAttributes{
+				{Namespace: moverNamespace, Verb: "create", Resource: "pods"},
+				{Namespace: moverNamespace, Verb: "create", Resource: "pods", Subresource: "exec"},
+				{Namespace: moverNamespace, Verb: "create", Resource: "serviceaccounts", Subresource: "token", Name: "mover-charted"},
+				{Namespace: moverNamespace, Verb: "get", Resource: "persistentvolumeclaims"},
+				{Namespace: moverNamespace, Verb: "create", Group: tenancyv1alpha1.GroupVersion.Group, Resource: "workspacebackups"},
+				{Namespace: moverNamespace, Verb: "delete", Group: tenancyv1alpha1.GroupVersion.Group, Resource: "workspacerestores"},
+				{Namespace: namespace, Verb: "create", Resource: "pods", Subresource: "exec"},
+			} {
+				review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: "chris", ResourceAttributes: &attributes}}
+				Expect(k8sClient.Create(ctx, review)).To(Succeed())
+				if attributes.Namespace == namespace {
+					Expect(review.Status.Allowed).To(BeTrue(), "the owner may exec into its own pods: the check can say yes")
+					continue
+				}
+				Expect(review.Status.Allowed).To(BeFalse(), "the owner may %s %s/%s in the mover namespace", attributes.Verb, attributes.Resource, attributes.Subresource)
+			}
 
 			By("finding the volume's backup, with its bytes, from the restore side")
 			ws := getWorkspace(Default, "charted")
