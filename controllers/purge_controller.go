@@ -172,7 +172,11 @@ func (r *WorkspacePurgeReconciler) purge(ctx context.Context, purge *tenancyv1al
 		setPurgeCondition(purge, metav1.ConditionFalse, "AwaitingKeyDeletion", "a key's deletion date is after purgeAfter; waiting for KMS to delete it")
 		return ctrl.Result{RequeueAfter: wait + time.Second}, nil
 	}
-	return r.markPurged(purge, evidence), nil
+	cleared, clusterEvidence, err := r.clusterLeftovers(ctx, purge)
+	if err != nil || !cleared {
+		return ctrl.Result{RequeueAfter: 5 * time.Second}, err
+	}
+	return r.markPurged(purge, append(evidence, clusterEvidence...)), nil
 }
 
 func (r *WorkspacePurgeReconciler) markPurged(purge *tenancyv1alpha1.WorkspacePurge, evidence []string) ctrl.Result {

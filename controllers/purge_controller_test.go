@@ -6,12 +6,15 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	snapshotv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
@@ -188,6 +191,36 @@ var _ = Describe("Secure deletion and the purge", func() {
 		ws = expectReady(ws.Name)
 		Expect(putObject(ws.Status.Storage.Buckets[0].Name, primaryRegion, "secret.txt", "customer data")).To(Succeed())
 		Expect(putObject(ws.Status.Backup.Locations[1].Bucket, replicaRegion, "backups/gone/1/archive", "backup")).To(Succeed())
+
+		By("leaving in the cluster a data mover copy of a snapshot, a run made by hand and a volume retained by someone else")
+		copied := &snapshotv1.VolumeSnapshotContent{
+			ObjectMeta: objectMeta(ws, "", "wsb-gone-copy"),
+			Spec: snapshotv1.VolumeSnapshotContentSpec{
+				VolumeSnapshotRef: corev1.ObjectReference{Namespace: "workspace-operator-mover", Name: "wsb-gone-copy"},
+				DeletionPolicy:    snapshotv1.VolumeSnapshotContentRetain,
+				Driver:            "ebs.csi.aws.com",
+				Source:            snapshotv1.VolumeSnapshotContentSource{SnapshotHandle: ptr.To("snap-gone")},
+			},
+		}
+		Expect(k8sClient.Create(ctx, copied)).To(Succeed())
+		Expect(client.IgnoreAlreadyExists(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "workspace-operator-mover"}}))).To(Succeed())
+		byHand := &tenancyv1alpha1.WorkspaceBackup{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "workspace-operator-mover", Name: "gone-by-hand"},
+			Spec:       tenancyv1alpha1.WorkspaceBackupSpec{Workspace: "gone"},
+		}
+		Expect(k8sClient.Create(ctx, byHand)).To(Succeed())
+		retained := &corev1.PersistentVolume{
+			ObjectMeta: metav1.ObjectMeta{Name: "pv-gone-retained"},
+			Spec: corev1.PersistentVolumeSpec{
+				Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+				AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+				ClaimRef:                      &corev1.ObjectReference{Namespace: "ws-gone", Name: "db"},
+				PersistentVolumeSource:        corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: "ebs.csi.aws.com", VolumeHandle: "vol-gone"}},
+			},
+		}
+		Expect(k8sClient.Create(ctx, retained)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, retained))).To(Succeed()) })
 		deleteWorkspace("gone")
 
 		var purge *tenancyv1alpha1.WorkspacePurge
@@ -204,7 +237,11 @@ var _ = Describe("Secure deletion and the purge", func() {
 			g.Expect(purge.Status.State).To(Equal(tenancyv1alpha1.PurgePurged))
 			g.Expect(condition2(purge.Status.Conditions, tenancyv1alpha1.ConditionPurged).Status).To(Equal(metav1.ConditionTrue))
 		}, timeout, interval).Should(Succeed())
-		Expect(purge.Status.Evidence).To(HaveLen(6), "4 buckets and 2 keys")
+		Expect(purge.Status.Evidence).To(HaveLen(8), "4 buckets, 2 keys, the cluster and the retained volume")
+		Expect(purge.Status.Evidence[6]).To(Equal("cluster: no VolumeSnapshotContent, PersistentVolume or data mover run of workspace gone left by the operator"))
+		Expect(purge.Status.Evidence[7]).To(ContainSubstring("PersistentVolume pv-gone-retained of namespace ws-gone remains"))
+		Expect(apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(copied), copied))).To(BeTrue(), "the snapshot copy is deleted")
+		Expect(apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(byHand), byHand))).To(BeTrue(), "the run made by hand is deleted")
 		for _, b := range purge.Spec.Buckets {
 			Expect(bucketExists(b.Name)).To(BeFalse(), "bucket %s remains", b.Name)
 		}
