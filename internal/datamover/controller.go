@@ -442,13 +442,8 @@ func (r *Reconciler) ensureRunPrerequisites(ctx context.Context, run *tenancyv1a
 			return fmt.Errorf("mover role: %w", err)
 		}
 	}
-	sa := desiredServiceAccount(run.Spec.Workspace, r.Config.Namespace, roleARN)
-	if err := r.Get(ctx, client.ObjectKeyFromObject(sa), &corev1.ServiceAccount{}); apierrors.IsNotFound(err) {
-		if err := r.create(ctx, sa); err != nil {
-			return err
-		}
-	} else if err != nil {
-		return fmt.Errorf("read ServiceAccount %s: %w", client.ObjectKeyFromObject(sa), err)
+	if err := ensureMoverServiceAccount(ctx, r.Client, desiredServiceAccount(run.Spec.Workspace, r.Config.Namespace, roleARN)); err != nil {
+		return err
 	}
 
 	class := &snapshotv1.VolumeSnapshotClass{}
@@ -534,4 +529,33 @@ func (r *Reconciler) runForObject(_ context.Context, obj client.Object) []reconc
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: r.Config.Namespace, Name: name}}}
+}
+
+// ensureMoverServiceAccount creates a workspace's mover identity, and gives an existing one
+// the IAM role the operator's configuration names now (a changed role template must not
+// leave movers on the old role).
+func ensureMoverServiceAccount(ctx context.Context, c client.Client, desired *corev1.ServiceAccount) error {
+	live := &corev1.ServiceAccount{}
+	err := c.Get(ctx, client.ObjectKeyFromObject(desired), live)
+	switch {
+	case apierrors.IsNotFound(err):
+		return createIfAbsent(ctx, c, desired)
+	case err != nil:
+		return fmt.Errorf("read ServiceAccount %s: %w", client.ObjectKeyFromObject(desired), err)
+	case live.Annotations[roleARNAnnotation] == desired.Annotations[roleARNAnnotation]:
+		return nil
+	}
+	patched := live.DeepCopy()
+	if role := desired.Annotations[roleARNAnnotation]; role != "" {
+		if patched.Annotations == nil {
+			patched.Annotations = map[string]string{}
+		}
+		patched.Annotations[roleARNAnnotation] = role
+	} else {
+		delete(patched.Annotations, roleARNAnnotation)
+	}
+	if err := c.Patch(ctx, patched, client.MergeFrom(live)); err != nil {
+		return fmt.Errorf("update the IAM role of ServiceAccount %s: %w", client.ObjectKeyFromObject(desired), err)
+	}
+	return nil
 }

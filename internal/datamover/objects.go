@@ -274,6 +274,9 @@ func desiredMoverPod(v volumeRef, moverNamespace string, sourcePV *corev1.Persis
 	return pod
 }
 
+// roleARNAnnotation gives a ServiceAccount its IAM role (IRSA).
+const roleARNAnnotation = "eks.amazonaws.com/role-arn"
+
 // moverServiceAccountName is the identity of a workspace's movers in the mover namespace.
 func moverServiceAccountName(workspace string) string {
 	return "mover-" + workspace
@@ -294,7 +297,7 @@ func desiredServiceAccount(workspace, moverNamespace, roleARN string) *corev1.Se
 		AutomountServiceAccountToken: ptr.To(false),
 	}
 	if roleARN != "" {
-		sa.Annotations = map[string]string{"eks.amazonaws.com/role-arn": roleARN}
+		sa.Annotations = map[string]string{roleARNAnnotation: roleARN}
 	}
 	return sa
 }

@@ -576,13 +576,7 @@ func (r *RestoreReconciler) ensureMoverIdentity(ctx context.Context, run *tenanc
 			return fmt.Errorf("mover role: %w", err)
 		}
 	}
-	sa := desiredServiceAccount(run.Spec.Workspace, r.Config.Namespace, roleARN)
-	if err := r.Get(ctx, client.ObjectKeyFromObject(sa), &corev1.ServiceAccount{}); apierrors.IsNotFound(err) {
-		return createIfAbsent(ctx, r.Client, sa)
-	} else if err != nil {
-		return fmt.Errorf("read ServiceAccount %s: %w", client.ObjectKeyFromObject(sa), err)
-	}
-	return nil
+	return ensureMoverServiceAccount(ctx, r.Client, desiredServiceAccount(run.Spec.Workspace, r.Config.Namespace, roleARN))
 }
 
 func (r *RestoreReconciler) moverSettings(run *tenancyv1alpha1.WorkspaceRestore) moverSettings {

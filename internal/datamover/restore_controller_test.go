@@ -126,3 +126,21 @@ var _ = Describe("A restore run", func() {
 		Expect(volumes.Items).To(BeEmpty())
 	})
 })
+
+var _ = Describe("A workspace's mover identity", func() {
+	It("gets the IAM role the configuration names now, also when it already existed with another", func() {
+		Expect(k8sClient.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
+			Namespace: moverNamespace, Name: "mover-quartz",
+			// As the operator created it, under an older role template.
+			Labels:      map[string]string{tenancyv1alpha1.ManagedByLabel: tenancyv1alpha1.ManagedByValue, tenancyv1alpha1.WorkspaceLabel: "quartz"},
+			Annotations: map[string]string{roleARNAnnotation: "arn:aws:iam::000000000000:role/old-template-quartz"},
+		}})).To(Succeed())
+		newTenant("quartz", nil)
+		newRestore("quartz-restore", "quartz", restoreVolume("db", "db"))
+		Eventually(func(g Gomega) {
+			sa := &corev1.ServiceAccount{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: moverNamespace, Name: "mover-quartz"}, sa)).To(Succeed())
+			g.Expect(sa.Annotations).To(HaveKeyWithValue(roleARNAnnotation, "arn:aws:iam::000000000000:role/mover-quartz"))
+		}).WithTimeout(restoreTimeout).Should(Succeed())
+	})
+})
