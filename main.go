@@ -345,17 +345,20 @@ func run(args []string) error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 
+	clk := operatorClock(log)
 	reconciler := &controllers.WorkspaceReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("workspace-operator"),
 		Config:    o.config,
+		Clock:     clk,
 	}
 	purges := &controllers.WorkspacePurgeReconciler{
 		Client:      mgr.GetClient(),
 		APIReader:   mgr.GetAPIReader(),
 		Recorder:    mgr.GetEventRecorder("workspace-operator"),
 		AuditPeriod: o.config.PurgeAuditPeriod,
+		Clock:       clk,
 	}
 	if o.config.Storage.Region != "" {
 		keys, buckets, err := awsServices(context.Background(), o, log)
@@ -380,6 +383,7 @@ func run(args []string) error {
 			APIReader: mgr.GetAPIReader(),
 			Recorder:  mgr.GetEventRecorder("workspace-operator"),
 			Config:    o.mover,
+			Clock:     clk,
 		}
 		if err := mover.SetupWithManager(mgr, controller.Options{}); err != nil {
 			return fmt.Errorf("set up WorkspaceBackup controller: %w", err)
