@@ -389,7 +389,7 @@ func run(args []string) error {
 			return fmt.Errorf("set up WorkspaceBackup controller: %w", err)
 		}
 	}
-	controllers.RegisterMetrics(mgr.GetClient())
+	controllers.RegisterMetrics(mgr.GetClient(), clk)
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
