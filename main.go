@@ -345,17 +345,20 @@ func run(args []string) error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 
+	clk := operatorClock(log)
 	reconciler := &controllers.WorkspaceReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("workspace-operator"),
 		Config:    o.config,
+		Clock:     clk,
 	}
 	purges := &controllers.WorkspacePurgeReconciler{
 		Client:      mgr.GetClient(),
 		APIReader:   mgr.GetAPIReader(),
 		Recorder:    mgr.GetEventRecorder("workspace-operator"),
 		AuditPeriod: o.config.PurgeAuditPeriod,
+		Clock:       clk,
 	}
 	if o.config.Storage.Region != "" {
 		keys, buckets, err := awsServices(context.Background(), o, log)
@@ -384,6 +387,7 @@ func run(args []string) error {
 			APIReader: mgr.GetAPIReader(),
 			Recorder:  mgr.GetEventRecorder("workspace-operator"),
 			Config:    o.mover,
+			Clock:     clk,
 			Executor:  executor,
 		}
 		if err := mover.SetupWithManager(mgr, controller.Options{}); err != nil {
@@ -393,13 +397,14 @@ func run(args []string) error {
 			Client:    mgr.GetClient(),
 			APIReader: mgr.GetAPIReader(),
 			Recorder:  mgr.GetEventRecorder("workspace-operator"),
+			Clock:     clk,
 			Config:    o.mover,
 		}
 		if err := restores.SetupWithManager(mgr, controller.Options{}); err != nil {
 			return fmt.Errorf("set up WorkspaceRestore controller: %w", err)
 		}
 	}
-	controllers.RegisterMetrics(mgr.GetClient())
+	controllers.RegisterMetrics(mgr.GetClient(), clk)
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)

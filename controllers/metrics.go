@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -47,6 +48,8 @@ var phases = []tenancyv1alpha1.WorkspacePhase{
 // cache, so the figures can never drift from what the API server holds.
 type workspaceCollector struct {
 	reader client.Reader
+	// clock says which records are overdue: the one the purges run on.
+	clock clock.PassiveClock
 }
 
 func (c workspaceCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -103,7 +106,7 @@ func (c workspaceCollector) collectPurges(ctx context.Context, ch chan<- prometh
 	byState := map[string]int{}
 	for _, p := range purges.Items {
 		state := string(p.Status.State)
-		if p.Status.State == tenancyv1alpha1.PurgePending && time.Now().After(p.Spec.PurgeAfter.Time) {
+		if p.Status.State == tenancyv1alpha1.PurgePending && c.clock.Now().After(p.Spec.PurgeAfter.Time) {
 			state = "Overdue"
 		}
 		byState[state]++
@@ -113,7 +116,8 @@ func (c workspaceCollector) collectPurges(ctx context.Context, ch chan<- prometh
 	}
 }
 
-// RegisterMetrics adds the operator's metrics to the registry the manager serves.
-func RegisterMetrics(reader client.Reader) {
-	metrics.Registry.MustRegister(reconcileErrors, backupJobs, purgesCompleted, workspaceCollector{reader: reader})
+// RegisterMetrics adds the operator's metrics to the registry the manager serves; clk is
+// the controllers' clock.
+func RegisterMetrics(reader client.Reader, clk clock.PassiveClock) {
+	metrics.Registry.MustRegister(reconcileErrors, backupJobs, purgesCompleted, workspaceCollector{reader: reader, clock: clk})
 }

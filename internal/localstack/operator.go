@@ -14,6 +14,9 @@ type OperatorOptions struct {
 	// Name tells replicas apart in logs; it names the log file <Dir>/<Name>.log.
 	// Defaults to "operator".
 	Name string
+	// NoWait makes StartOperator return as soon as the process runs, before it is ready,
+	// for a test that kills it during its start; WaitReady waits for the rest.
+	NoWait bool
 }
 
 // Operator is the operator binary running as a child of a Stack.
@@ -24,7 +27,8 @@ type Operator struct {
 }
 
 // StartOperator runs the operator binary against the stack as the admin user, with plain
-// HTTP metrics and health probes on free loopback ports, and waits until it is ready.
+// HTTP metrics and health probes on free loopback ports, and waits until it is ready
+// (unless opts.NoWait).
 // Its log is <Dir>/<Name>.log.
 func (s *Stack) StartOperator(ctx context.Context, opts OperatorOptions) (*Operator, error) {
 	probePort, err := freePort()
@@ -56,6 +60,9 @@ func (s *Stack) StartOperator(ctx context.Context, opts OperatorOptions) (*Opera
 	})
 	if err != nil {
 		return nil, err
+	}
+	if opts.NoWait {
+		return o, nil
 	}
 	if err := o.WaitReady(ctx); err != nil {
 		s.abandon(o.Process)

@@ -21,6 +21,7 @@ import (
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
 	"github.com/workspace-operator/workspace-operator/internal/localstack"
+	"github.com/workspace-operator/workspace-operator/internal/offsetclock"
 	"github.com/workspace-operator/workspace-operator/internal/testenv"
 )
 
@@ -53,6 +54,9 @@ var (
 	operatorBinary string
 	// emulatorURL is the AWS emulator's endpoint for KMS and S3.
 	emulatorURL string
+	// clockOffsetFile holds how far ahead of real time the operator's and the emulator's
+	// clocks run (setClockOffset).
+	clockOffsetFile string
 	// awsEnv lets the agent's AWS SDK reach the emulator.
 	awsEnv    []string
 	k8sClient client.Client // direct, uncached: what the API server really holds
@@ -80,8 +84,8 @@ var _ = BeforeSuite(func(setup SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 
 	operatorBinary = filepath.Join(workDir, "manager")
-	By("building the operator into " + operatorBinary)
-	Expect(localstack.BuildBinary(setup, ".", operatorBinary)).To(Succeed())
+	By("building the operator into " + operatorBinary + ", with the clock the suite can move ahead")
+	Expect(localstack.BuildBinary(setup, ".", operatorBinary, "e2eclock")).To(Succeed())
 	emulatorBinary := filepath.Join(workDir, "awsemu")
 	By("building the AWS emulator into " + emulatorBinary)
 	Expect(localstack.BuildBinary(setup, "./test/awsemu/cmd/awsemu", emulatorBinary)).To(Succeed())
@@ -118,7 +122,8 @@ var _ = BeforeSuite(func(setup SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 
 	By("starting the AWS emulator, which stands in for KMS and S3")
-	emulator, err := stack.StartAWSEmulator(setup, emulatorBinary)
+	clockOffsetFile = filepath.Join(workDir, "clock-offset")
+	emulator, err := stack.StartAWSEmulator(setup, emulatorBinary, "--clock-offset-file="+clockOffsetFile)
 	Expect(err).NotTo(HaveOccurred())
 	emulatorURL = emulator.URL()
 
@@ -134,7 +139,7 @@ var _ = BeforeSuite(func(setup SpecContext) {
 			"--cluster-pod-cidrs=" + localstack.ClusterCIDR, "--cluster-service-cidrs=" + localstack.ServiceCIDR,
 			"--backup-image=" + operatorImage,
 		},
-		Env: append(emulator.ClientEnv(), emulator.EndpointEnv()...),
+		Env: append(append(emulator.ClientEnv(), emulator.EndpointEnv()...), offsetclock.FileEnv+"="+clockOffsetFile),
 	}
 	// Credentials only: the agent the specs run must find the emulator through the
 	// endpoint settings the operator put on its pods.
@@ -172,6 +177,13 @@ var _ = AfterSuite(func() {
 	}
 	Expect(os.RemoveAll(workDir)).To(Succeed())
 })
+
+// setClockOffset moves the operator's and the AWS emulator's clocks to real time plus
+// offset, both at once: a purge window passes for the operator and KMS alike. The API
+// server stays on real time, as it would in a cluster.
+func setClockOffset(offset time.Duration) {
+	Expect(offsetclock.Set(clockOffsetFile, offset)).To(Succeed())
+}
 
 func printTail(p *localstack.Process) {
 	fmt.Fprintf(GinkgoWriter, "\n----- last %d lines of %s -----\n%s\n", logTailLines, p.LogPath(), p.Tail(logTailLines))

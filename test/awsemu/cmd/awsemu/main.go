@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/workspace-operator/workspace-operator/internal/offsetclock"
 	"github.com/workspace-operator/workspace-operator/test/awsemu"
 )
 
@@ -50,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	useTLS := flags.Bool("tls", false, "serve HTTPS with a self-signed certificate (see --tls-cert-file)")
 	certFile := flags.String("tls-cert-file", "", "with --tls, write the PEM certificate clients must trust to this file")
 	verbose := flags.Bool("v", false, "log every request to stderr")
+	offsetFile := flags.String("clock-offset-file", "", "run the emulator's clock ahead of real time by the duration in this file, read again at every reading (internal/offsetclock)")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -58,6 +60,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	opts := awsemu.Options{Addr: *listen, AccountID: *accountID, TLS: *useTLS}
+	if *offsetFile != "" {
+		opts.Clock = offsetclock.New(*offsetFile)
+	}
 	if *verbose {
 		opts.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}

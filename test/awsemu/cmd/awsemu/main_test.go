@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
+	"github.com/workspace-operator/workspace-operator/internal/cloud"
+	"github.com/workspace-operator/workspace-operator/internal/offsetclock"
 	"github.com/workspace-operator/workspace-operator/test/awsemu"
 )
 
@@ -62,6 +64,30 @@ func TestRunServesUntilCanceled(t *testing.T) {
 	}
 	if arn := aws.ToString(out.KeyMetadata.Arn); !strings.HasPrefix(arn, "arn:aws:kms:eu-west-1:123456789012:key/") {
 		t.Errorf("Arn = %q", arn)
+	}
+}
+
+func TestRunFollowsTheClockOffsetFile(t *testing.T) {
+	offsetFile := filepath.Join(t.TempDir(), "offset")
+	url := start(t, "--clock-offset-file", offsetFile)
+	ctx := context.Background()
+	client := kms.NewFromConfig(awsemu.NewAWSConfig(url, "eu-west-1"))
+	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: key.KeyMetadata.KeyId, PendingWindowInDays: aws.Int32(7)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: key.KeyMetadata.KeyId}); err != nil {
+		t.Fatalf("the key is gone before its deletion date: %v", err)
+	}
+	if err := offsetclock.Set(offsetFile, 8*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	_, err = client.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: key.KeyMetadata.KeyId})
+	if cloud.ErrorCode(err) != "NotFoundException" {
+		t.Errorf("DescribeKey eight days on = %v, want NotFoundException: the key is deleted", err)
 	}
 }
 
