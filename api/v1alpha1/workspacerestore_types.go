@@ -148,4 +148,3 @@ type WorkspaceRestoreList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []WorkspaceRestore `json:"items"`
 }
-

@@ -58,9 +58,9 @@ var (
 	fakeClock *clocktesting.FakeClock
 	// hookExecutor plays kubectl exec for the pre-backup hooks.
 	hookExecutor *recordingExecutor
-	cluster   *fakeCluster
-	stopMgr   context.CancelFunc
-	mgrDone   chan struct{}
+	cluster      *fakeCluster
+	stopMgr      context.CancelFunc
+	mgrDone      chan struct{}
 )
 
 func TestDataMover(t *testing.T) {

@@ -73,7 +73,7 @@ func run(args []string) error {
 		return os.WriteFile(*file, []byte(*content), 0o640)
 	case "read":
 		if fs.NArg() == 0 {
-			return errors.New("usage: probe read path...")
+			return errors.New("usage: probe read PATH [PATH ...]")
 		}
 		for _, path := range fs.Args() {
 			line, err := describeFile(path)
