@@ -246,7 +246,7 @@ func purgeKillSpecs() {
 				g.Expect(live.Status.State).To(Equal(tenancyv1alpha1.PurgePurged), "conditions: %+v", live.Status.Conditions)
 				g.Expect(live.Status.PurgedAt).NotTo(BeNil())
 				g.Expect(live.Status.Evidence).To(HaveLen(len(record.Spec.Buckets)+len(record.Spec.Keys)+1), "evidence of %s", name)
-				g.Expect(live.Status.Evidence).To(ContainElement(HavePrefix("cluster: no VolumeSnapshotContent, PersistentVolume or data mover run of workspace "+name)))
+				g.Expect(live.Status.Evidence).To(ContainElement(HavePrefix("cluster: no VolumeSnapshotContent, PersistentVolume or data mover run of workspace " + name)))
 				for _, b := range record.Spec.Buckets {
 					g.Expect(live.Status.Evidence).To(ContainElement(And(ContainSubstring("bucket "+b.Name+" ("+b.Region+")"), HaveSuffix("bucket deleted"))))
 				}
