@@ -233,15 +233,18 @@ var _ = Describe("A backup run", func() {
 		fakeClock.Step(volumeTimeout + time.Minute)
 		DeferCleanup(func() { fakeClock.SetTime(time.Now()) })
 		// The reconciler would look again at the deadline in real time; an edit wakes it now.
-		run := getRun(Default, "hooli-1")
-		run.Annotations = map[string]string{"test/nudge": "1"}
-		Expect(k8sClient.Update(ctx, run)).To(Succeed())
+		// The reconciler may write the run at the same time: retry on conflict.
+		Eventually(func(g Gomega) {
+			run := getRun(g, "hooli-1")
+			run.Annotations = map[string]string{"test/nudge": "1"}
+			g.Expect(k8sClient.Update(ctx, run)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
 
 		Eventually(func(g Gomega) {
-			run = getRun(g, "hooli-1")
+			run := getRun(g, "hooli-1")
 			g.Expect(run.Status.Phase).To(Equal(tenancyv1alpha1.BackupRunFailed), "%+v", run.Status)
 		}, timeout, interval).Should(Succeed())
-		Expect(volumeStatus(run, "stuck").Message).To(ContainSubstring("timed out after 1h0m0s waiting for step Move"))
+		Expect(volumeStatus(getRun(Default, "hooli-1"), "stuck").Message).To(ContainSubstring("timed out after 1h0m0s waiting for step Move"))
 		Expect(runObjects(Default, "hooli-1")).To(BeEmpty())
 	})
 
