@@ -435,19 +435,16 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, run *tenancyv1alpha1.W
 
 // ensureRunPrerequisites creates the workspace's mover identity and VolumeSnapshotClass.
 func (r *Reconciler) ensureRunPrerequisites(ctx context.Context, run *tenancyv1alpha1.WorkspaceBackup) error {
-	roleARN := ""
-	if r.Config.RoleARN != nil {
-		var err error
-		if roleARN, err = r.Config.RoleARN(run.Spec.Workspace, run.Status.Namespace); err != nil {
-			return fmt.Errorf("mover role: %w", err)
-		}
+	sa, err := r.Config.moverServiceAccount(run.Spec.Workspace, run.Status.Namespace)
+	if err != nil {
+		return err
 	}
-	if err := ensureMoverServiceAccount(ctx, r.Client, desiredServiceAccount(run.Spec.Workspace, r.Config.Namespace, roleARN)); err != nil {
+	if err := ensureMoverServiceAccount(ctx, r.Client, sa); err != nil {
 		return err
 	}
 
 	class := &snapshotv1.VolumeSnapshotClass{}
-	err := r.Get(ctx, client.ObjectKey{Name: snapshotClassName(run)}, class)
+	err = r.Get(ctx, client.ObjectKey{Name: snapshotClassName(run)}, class)
 	switch {
 	case err == nil:
 		return nil
@@ -489,15 +486,29 @@ func (r *Reconciler) freeSlots(ctx context.Context, run *tenancyv1alpha1.Workspa
 	return max(r.Config.Concurrency-len(inFlight), 0), inFlight, nil
 }
 
-func (r *Reconciler) moverSettings(run *tenancyv1alpha1.WorkspaceBackup) moverSettings {
+// moverSettings are the settings of a workspace's mover pods, backup or restore.
+func (c Config) moverSettings(workspace string) moverSettings {
 	return moverSettings{
-		Image:          r.Config.Image,
-		Command:        r.Config.Command,
-		Env:            r.Config.Env,
-		S3PathStyle:    r.Config.S3PathStyle,
-		ServiceAccount: moverServiceAccountName(run.Spec.Workspace),
-		Timeout:        int64(r.Config.VolumeTimeout / time.Second),
+		Image:          c.Image,
+		Command:        c.Command,
+		Env:            c.Env,
+		S3PathStyle:    c.S3PathStyle,
+		ServiceAccount: moverServiceAccountName(workspace),
+		Timeout:        int64(c.VolumeTimeout / time.Second),
 	}
+}
+
+// moverServiceAccount is a workspace's mover identity, with the IAM role the configuration
+// gives it.
+func (c Config) moverServiceAccount(workspace, namespace string) (*corev1.ServiceAccount, error) {
+	roleARN := ""
+	if c.RoleARN != nil {
+		var err error
+		if roleARN, err = c.RoleARN(workspace, namespace); err != nil {
+			return nil, fmt.Errorf("mover role: %w", err)
+		}
+	}
+	return desiredServiceAccount(workspace, c.Namespace, roleARN), nil
 }
 
 // SetupWithManager runs the reconciler with one worker (see freeSlots) and wakes a run

@@ -279,7 +279,7 @@ func (r *RestoreReconciler) restore(ctx context.Context, v restoreRef, _ *tenanc
 	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: r.Config.Namespace, Name: v.name}, pod)
 	switch {
 	case apierrors.IsNotFound(err):
-		return waiting, createIfAbsent(ctx, r.Client, desiredRestorePod(v, r.Config.Namespace, r.moverSettings(v.run)))
+		return waiting, createIfAbsent(ctx, r.Client, desiredRestorePod(v, r.Config.Namespace, r.Config.moverSettings(v.run.Spec.Workspace)))
 	case err != nil:
 		return waiting, fmt.Errorf("read pod %s/%s: %w", r.Config.Namespace, v.name, err)
 	}
@@ -447,28 +447,11 @@ func (r *RestoreReconciler) cleanup(ctx context.Context, v restoreRef) (bool, er
 	return err == nil, err
 }
 
-// deleteOwned deletes obj if a live read shows it is this volume's, and reports whether it
-// is gone; an object of the same name that is not is left alone and counts as gone.
+// deleteOwned deletes obj if a live read shows it is this volume's (see deleteLabelled).
 func (r *RestoreReconciler) deleteOwned(ctx context.Context, v restoreRef, obj client.Object) (bool, error) {
-	key := client.ObjectKeyFromObject(obj)
-	err := r.APIReader.Get(ctx, key, obj)
-	switch {
-	case apierrors.IsNotFound(err):
-		return true, nil
-	case err != nil:
-		return false, fmt.Errorf("read %T %s: %w", obj, key, err)
-	}
-	labels := obj.GetLabels()
-	if labels[tenancyv1alpha1.RestoreRunLabel] != v.run.Name || labels[tenancyv1alpha1.RestoreClaimLabel] != v.name {
-		return true, nil
-	}
-	if obj.GetDeletionTimestamp() == nil {
-		uid := obj.GetUID()
-		if err := r.Delete(ctx, obj, client.Preconditions{UID: &uid}, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return false, fmt.Errorf("delete %T %s: %w", obj, key, err)
-		}
-	}
-	return false, nil
+	return deleteLabelled(ctx, r.Client, r.APIReader, obj, map[string]string{
+		tenancyv1alpha1.RestoreRunLabel: v.run.Name, tenancyv1alpha1.RestoreClaimLabel: v.name,
+	})
 }
 
 func (r *RestoreReconciler) finishVolume(v restoreRef, status *tenancyv1alpha1.VolumeRestoreStatus, phase tenancyv1alpha1.VolumeBackupPhase, message string, now time.Time) {
@@ -569,25 +552,11 @@ func (r *RestoreReconciler) reconcileDelete(ctx context.Context, run *tenancyv1a
 
 // ensureMoverIdentity creates the workspace's mover ServiceAccount, as a backup run does.
 func (r *RestoreReconciler) ensureMoverIdentity(ctx context.Context, run *tenancyv1alpha1.WorkspaceRestore) error {
-	roleARN := ""
-	if r.Config.RoleARN != nil {
-		var err error
-		if roleARN, err = r.Config.RoleARN(run.Spec.Workspace, run.Status.Namespace); err != nil {
-			return fmt.Errorf("mover role: %w", err)
-		}
+	sa, err := r.Config.moverServiceAccount(run.Spec.Workspace, run.Status.Namespace)
+	if err != nil {
+		return err
 	}
-	return ensureMoverServiceAccount(ctx, r.Client, desiredServiceAccount(run.Spec.Workspace, r.Config.Namespace, roleARN))
-}
-
-func (r *RestoreReconciler) moverSettings(run *tenancyv1alpha1.WorkspaceRestore) moverSettings {
-	return moverSettings{
-		Image:          r.Config.Image,
-		Command:        r.Config.Command,
-		Env:            r.Config.Env,
-		S3PathStyle:    r.Config.S3PathStyle,
-		ServiceAccount: moverServiceAccountName(run.Spec.Workspace),
-		Timeout:        int64(r.Config.VolumeTimeout / time.Second),
-	}
+	return ensureMoverServiceAccount(ctx, r.Client, sa)
 }
 
 // SetupWithManager runs the restore reconciler and wakes a run when any of its objects

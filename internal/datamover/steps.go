@@ -175,7 +175,7 @@ func (r *Reconciler) move(ctx context.Context, v volumeRef, status *tenancyv1alp
 		if err != nil {
 			return waiting, err
 		}
-		return waiting, r.create(ctx, desiredMoverPod(v, r.Config.Namespace, pv, r.moverSettings(v.run)))
+		return waiting, r.create(ctx, desiredMoverPod(v, r.Config.Namespace, pv, r.Config.moverSettings(v.run.Spec.Workspace)))
 	case err != nil:
 		return waiting, fmt.Errorf("read pod %s/%s: %w", r.Config.Namespace, v.name, err)
 	}
@@ -282,8 +282,18 @@ func (r *Reconciler) cleanup(ctx context.Context, v volumeRef) (bool, error) {
 // is gone. An object of the same name that is not labelled for this run and claim is left
 // alone and counts as gone.
 func (r *Reconciler) deleteOwned(ctx context.Context, v volumeRef, obj client.Object) (bool, error) {
+	return deleteLabelled(ctx, r.Client, r.APIReader, obj, map[string]string{
+		tenancyv1alpha1.BackupRunLabel: v.run.Name, tenancyv1alpha1.BackupClaimLabel: v.claim,
+	})
+}
+
+// deleteLabelled deletes obj if a live read shows it carries every label of want, and
+// reports whether it is gone; an object of that name without them is someone else's, left
+// alone, and counts as gone. The UID precondition keeps a delete from reaching an object
+// recreated under the same name since the read.
+func deleteLabelled(ctx context.Context, c client.Writer, reader client.Reader, obj client.Object, want map[string]string) (bool, error) {
 	key := client.ObjectKeyFromObject(obj)
-	err := r.APIReader.Get(ctx, key, obj)
+	err := reader.Get(ctx, key, obj)
 	switch {
 	case apierrors.IsNotFound(err):
 		return true, nil
@@ -291,12 +301,14 @@ func (r *Reconciler) deleteOwned(ctx context.Context, v volumeRef, obj client.Ob
 		return false, fmt.Errorf("read %T %s: %w", obj, key, err)
 	}
 	labels := obj.GetLabels()
-	if labels[tenancyv1alpha1.BackupRunLabel] != v.run.Name || labels[tenancyv1alpha1.BackupClaimLabel] != v.claim {
-		return true, nil
+	for k, v := range want {
+		if labels[k] != v {
+			return true, nil
+		}
 	}
 	if obj.GetDeletionTimestamp() == nil {
 		uid := obj.GetUID()
-		if err := r.Delete(ctx, obj, client.Preconditions{UID: &uid}, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+		if err := c.Delete(ctx, obj, client.Preconditions{UID: &uid}, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
 			return false, fmt.Errorf("delete %T %s: %w", obj, key, err)
 		}
 	}
