@@ -442,9 +442,13 @@ func recordBackup(status *tenancyv1alpha1.BackupStatus, outcome *backupOutcome) 
 // backupSummary reads the agent's summary from the termination message of the Job's pod,
 // nil when there is none (the pod is already gone, the agent wrote none) or it cannot be
 // read: a missing summary must never hide the outcome of the backup itself.
+//
+// The pod is read live, once per finished Job: the Job informer can deliver the Job's
+// completion before the pod informer delivers the pod's termination, and a summary
+// missed then would never be read again.
 func (r *WorkspaceReconciler) backupSummary(ctx context.Context, namespace, job string) (*backupSummary, error) {
 	var pods corev1.PodList
-	if err := r.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels{batchv1.JobNameLabel: job}); err != nil {
+	if err := r.APIReader.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels{batchv1.JobNameLabel: job}); err != nil {
 		return nil, fmt.Errorf("list pods of Job %s: %w", job, err)
 	}
 	for _, pod := range pods.Items {

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	tenancyv1alpha1 "github.com/workspace-operator/workspace-operator/api/v1alpha1"
 )
@@ -279,5 +282,37 @@ func TestBackupHoldDays(t *testing.T) {
 		if got := backupHoldDays(tc.retention, tc.window); got != tc.want {
 			t.Errorf("backupHoldDays(%d, %s) = %d, want %d", tc.retention, tc.window, got, tc.want)
 		}
+	}
+}
+
+// The Job informer can deliver a Job's completion before the pod informer delivers the
+// pod's termination message; the summary is read once per Job, so it must not come from
+// the cache (this flaked the envtest suite under CI load).
+func TestBackupSummaryOfAFinishedJobIsReadLive(t *testing.T) {
+	ws := &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: "acme"}}
+	ws.Status.Backup = &tenancyv1alpha1.BackupStatus{}
+	now := metav1.Now()
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ws-acme", Name: "workspace-backup-1", Labels: managedLabels(ws)},
+		Status: batchv1.JobStatus{CompletionTime: &now, Conditions: []batchv1.JobCondition{
+			{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		}},
+	}
+	running := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
+		Namespace: "ws-acme", Name: "workspace-backup-1-x", Labels: map[string]string{batchv1.JobNameLabel: job.Name},
+	}}
+	terminated := running.DeepCopy()
+	terminated.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: backupContainerName, State: corev1.ContainerState{
+		Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Message: `{"backupID":"20261120T021700Z"}`},
+	}}}
+	lagging := fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(job, running).Build()
+	live := fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(job, terminated).Build()
+	r := &WorkspaceReconciler{Client: lagging, APIReader: live, Recorder: events.NewFakeRecorder(10)}
+
+	if err := r.observeBackupJobs(context.Background(), ws, "ws-acme"); err != nil {
+		t.Fatal(err)
+	}
+	if got := ws.Status.Backup.LastBackupID; got != "20261120T021700Z" {
+		t.Errorf("lastBackupID %q, want the ID in the pod's termination message", got)
 	}
 }

@@ -104,7 +104,7 @@ var _ = Describe("Secure deletion and the purge", func() {
 		finalizeNamespace("ws-undo")
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Name: "undo"}, &tenancyv1alpha1.Workspace{}))
-		}, timeout, interval).Should(BeTrue())
+		}, timeout, interval).Should(BeTrue(), describeDeletion("undo"))
 		var purge *tenancyv1alpha1.WorkspacePurge
 		Eventually(func(g Gomega) {
 			purge = purgeOf(g, "undo")
@@ -139,7 +139,7 @@ var _ = Describe("Secure deletion and the purge", func() {
 		Expect(k8sClient.Delete(ctx, impostor)).To(Succeed())
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Name: "undo"}, &tenancyv1alpha1.Workspace{}))
-		}, timeout, interval).Should(BeTrue())
+		}, timeout, interval).Should(BeTrue(), describeDeletion("undo"))
 
 		By("undeleting 6 days later: keys enabled, buckets reopened, volumes restored from the last backup")
 		advanceClock(6 * 24 * time.Hour)

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -94,7 +95,7 @@ func finalizeNamespace(name string) {
 		ns.Spec.Finalizers = nil
 		_, err = clientset.CoreV1().Namespaces().Finalize(ctx, ns, metav1.UpdateOptions{})
 		g.Expect(err).NotTo(HaveOccurred())
-	}, timeout, interval).Should(Succeed())
+	}, timeout, interval).Should(Succeed(), describeDeletion(strings.TrimPrefix(name, "ws-")))
 }
 
 func deleteWorkspace(name string) {
@@ -103,7 +104,21 @@ func deleteWorkspace(name string) {
 	finalizeNamespace("ws-" + name)
 	Eventually(func() bool {
 		return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Name: name}, &tenancyv1alpha1.Workspace{}))
-	}, timeout, interval).Should(BeTrue())
+	}, timeout, interval).Should(BeTrue(), describeDeletion(name))
+}
+
+// describeDeletion describes where a workspace's deletion stands, for a spec that timed
+// out waiting for it: the failing step and its error are in the Ready condition.
+func describeDeletion(name string) func() string {
+	return func() string {
+		ws := &tenancyv1alpha1.Workspace{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Name: name}, ws); err != nil {
+			return fmt.Sprintf("workspace %s: %v", name, err)
+		}
+		ready := condition(ws, tenancyv1alpha1.ConditionReady)
+		return fmt.Sprintf("workspace %s: deletionTimestamp %v, finalizers %v, Ready %s (%s): %s",
+			name, ws.DeletionTimestamp, ws.Finalizers, ready.Status, ready.Reason, ready.Message)
+	}
 }
 
 var _ = Describe("Workspace controller", func() {
