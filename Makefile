@@ -122,8 +122,9 @@ bench: ## Benchmark the operator against the floor of its work, N = BENCH_WORKSP
 	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/bench -workspaces $(BENCH_WORKSPACES) -out bin/bench-$(BENCH_WORKSPACES).json
 
 .PHONY: bench-backup
-bench-backup: ## Benchmark the backup agent against a plain tar upload and restic on a local MinIO (docs/performance-backup.md).
+bench-backup: ## Benchmark the backup agent against a plain tar upload and restic on a local MinIO, then the data mover's full path on the local node (docs/performance-backup.md).
 	go run ./test/bench/backup -size 1GiB -runs 5 -out bin/bench-backup.json -pprof bin/bench-backup
+	KUBEBUILDER_ASSETS="$(ASSETS)" WORKSPACE_OPERATOR_NODE_ASSETS="$(NODE_ASSETS)" go run ./test/bench/backup full-path -size 1GiB -runs 3 -out bin/bench-backup-full-path.json
 
 ##@ Run
 

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/workspace-operator/workspace-operator/internal/localstack/csidriver"
 )
 
 // NodeAssetsEnv names the directory hack/node.sh prints, which holds the node's binaries.
@@ -217,6 +219,20 @@ func (s *Stack) ImportImages(ctx context.Context, archives ...string) error {
 		return errors.New("the stack has no node to import images into")
 	}
 	return s.importImages(ctx, archives...)
+}
+
+// VolumeDir is the host directory that holds the files of the node's CSI volume with this
+// handle (a PersistentVolume's spec.csi.volumeHandle): a benchmark fills a volume there
+// without a pod to copy through.
+func (s *Stack) VolumeDir(handle string) (string, error) {
+	if s.node == nil {
+		return "", errors.New("the stack has no node, hence no volumes")
+	}
+	dir := csidriver.VolumeDir(s.node.paths.csiDir(), handle)
+	if _, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("volume %s: %w", handle, err)
+	}
+	return dir, nil
 }
 
 // HasNode tells whether the stack runs a node.

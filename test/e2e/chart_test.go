@@ -39,10 +39,8 @@ const chartNamespace = "workspace-operator-system"
 // moverNamespace is the data mover's namespace, which the chart creates.
 const moverNamespace = "workspace-operator-mover"
 
-// podIdentityPolicy stands in for EKS Pod Identity (or IRSA's webhook), which gives a pod
-// its ServiceAccount's AWS credentials: it gives every pod of the mover namespace the
-// emulator's access key of the backup role, the identity the mover's ServiceAccount is
-// annotated with on EKS. The operator sets no credentials itself, as on EKS.
+// podIdentityPolicy gives every pod of the mover namespace the emulator's access key of the
+// backup role, the identity the mover's ServiceAccount is annotated with on EKS.
 func podIdentityPolicy() string {
 	vars := []string{"AWS_ACCESS_KEY_ID=" + awsemu.BackupAccessKeyID, "AWS_SECRET_ACCESS_KEY=" + awsemu.TestSecretAccessKey}
 	for _, kv := range awsEnv { // the rest keeps the SDK off any AWS configuration of its own
@@ -50,44 +48,7 @@ func podIdentityPolicy() string {
 			vars = append(vars, kv)
 		}
 	}
-	var env strings.Builder
-	for i, kv := range vars {
-		name, value, _ := strings.Cut(kv, "=")
-		if i > 0 {
-			env.WriteString(", ")
-		}
-		fmt.Fprintf(&env, "Object.spec.containers.env{name: %q, value: %q}", name, value)
-	}
-	return `apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingAdmissionPolicy
-metadata:
-  name: localstack-pod-identity
-spec:
-  matchConstraints:
-    resourceRules:
-      - apiGroups: [""]
-        apiVersions: [v1]
-        operations: [CREATE]
-        resources: [pods]
-    namespaceSelector:
-      matchLabels:
-        kubernetes.io/metadata.name: ` + moverNamespace + `
-  failurePolicy: Fail
-  reinvocationPolicy: Never
-  mutations:
-    - patchType: ApplyConfiguration
-      applyConfiguration:
-        expression: >-
-          Object{spec: Object.spec{containers: object.spec.containers.map(c,
-          Object.spec.containers{name: c.name, env: [` + env.String() + `]})}}
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingAdmissionPolicyBinding
-metadata:
-  name: localstack-pod-identity
-spec:
-  policyName: localstack-pod-identity
-`
+	return localstack.PodIdentityPolicy(moverNamespace, vars)
 }
 
 // chartValues install the operator from its image on the node, with the chart's own

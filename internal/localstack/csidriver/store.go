@@ -93,11 +93,17 @@ func openStore(root string) (*store, error) {
 	return s, nil
 }
 
+// VolumeDir is the directory holding the files of the volume with this ID, under the
+// driver's root directory.
+func VolumeDir(root, id string) string {
+	return filepath.Join(root, volumesDir, id)
+}
+
 func (s *store) path(elem ...string) string {
 	return filepath.Join(append([]string{s.root}, elem...)...)
 }
 
-func (s *store) volumeDir(id string) string   { return s.path(volumesDir, id) }
+func (s *store) volumeDir(id string) string   { return VolumeDir(s.root, id) }
 func (s *store) snapshotDir(id string) string { return s.path(snapshotsDir, id) }
 
 // getVolume returns nil for an ID that is malformed or unknown: an ID from the CO

@@ -18,8 +18,15 @@
 //	go run ./test/bench/backup -size 1GiB -runs 5 -out bin/bench-backup.json -pprof bin/bench-backup
 //
 // The benchmark binary is also its own helper: "floor" runs the floor upload
-// and "agent-pprof" runs the agent (backup.Main) under the CPU profiler. See
-// docs/performance-backup.md for the method and the results.
+// and "agent-pprof" runs the agent (backup.Main) under the CPU profiler.
+//
+// "full-path" (fullpath.go) measures the data mover's whole path on the local
+// node instead: snapshot, clone, mover pod, two locations, cleanup, next to the
+// floor and the agent on the host in the same run:
+//
+//	go run ./test/bench/backup full-path -size 1GiB -runs 3 -out bin/bench-backup-full-path.json
+//
+// See docs/performance-backup.md for the method and the results.
 package main
 
 import (
@@ -74,6 +81,8 @@ func dispatch(ctx context.Context, args []string) error {
 			return floorMain(ctx, args[1:])
 		case "agent-pprof":
 			return agentPprofMain(ctx, args[1:])
+		case "full-path":
+			return fullPathMain(ctx, args[1:])
 		}
 	}
 	cfg, err := parseFlags(args)

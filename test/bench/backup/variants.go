@@ -84,14 +84,20 @@ func s3Env(b *bench) []string {
 
 // floorCommand runs this binary's floor subcommand (floor.go).
 func floorCommand(b *bench, r *runDir) *exec.Cmd {
-	self, _ := os.Executable() // checked in bench.measure
-	cmd := exec.Command(self, "floor",
-		"-bucket", r.buckets[0],
-		"-source", b.tree.Dir,
-		"-part-size", strconv.FormatInt(backup.DefaultPartSize, 10),
-		"-concurrency", strconv.Itoa(backup.DefaultUploadConcurrency))
+	cmd := floorUpload(b.tree.Dir, r.buckets[0])
 	cmd.Env = s3Env(b)
 	return cmd
+}
+
+// floorUpload is the floor subcommand uploading source to bucket, with the agent's part
+// size and concurrency.
+func floorUpload(source, bucket string) *exec.Cmd {
+	self, _ := os.Executable() // checked in bench.measure
+	return exec.Command(self, "floor",
+		"-bucket", bucket,
+		"-source", source,
+		"-part-size", strconv.FormatInt(backup.DefaultPartSize, 10),
+		"-concurrency", strconv.Itoa(backup.DefaultUploadConcurrency))
 }
 
 // resticEnv points restic at the run's bucket, with its cache and the
