@@ -61,9 +61,15 @@ func EndpointEnv(url string) []string {
 // credentials the emulator accepts, and never the user's AWS configuration or the
 // instance metadata service.
 func (e *AWSEmulator) ClientEnv() []string {
+	return ClientEnvAs("AKIALOCALSTACK000000", "localstack-emulated-not-a-secret")
+}
+
+// ClientEnvAs is ClientEnv signing with another access key, such as one of the emulator's
+// principals (test/awsemu's BackupAccessKeyID signs as the backup role).
+func ClientEnvAs(accessKeyID, secretAccessKey string) []string {
 	return []string{
-		"AWS_ACCESS_KEY_ID=AKIALOCALSTACK000000",
-		"AWS_SECRET_ACCESS_KEY=localstack-emulated-not-a-secret",
+		"AWS_ACCESS_KEY_ID=" + accessKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + secretAccessKey,
 		"AWS_SESSION_TOKEN=",
 		"AWS_PROFILE=",
 		"AWS_CONFIG_FILE=" + os.DevNull,

@@ -42,13 +42,7 @@ const moverNamespace = "workspace-operator-mover"
 // podIdentityPolicy gives every pod of the mover namespace the emulator's access key of the
 // backup role, the identity the mover's ServiceAccount is annotated with on EKS.
 func podIdentityPolicy() string {
-	vars := []string{"AWS_ACCESS_KEY_ID=" + awsemu.BackupAccessKeyID, "AWS_SECRET_ACCESS_KEY=" + awsemu.TestSecretAccessKey}
-	for _, kv := range awsEnv { // the rest keeps the SDK off any AWS configuration of its own
-		if name, _, _ := strings.Cut(kv, "="); name != "AWS_ACCESS_KEY_ID" && name != "AWS_SECRET_ACCESS_KEY" {
-			vars = append(vars, kv)
-		}
-	}
-	return localstack.PodIdentityPolicy(moverNamespace, vars)
+	return localstack.PodIdentityPolicy(moverNamespace, localstack.ClientEnvAs(awsemu.BackupAccessKeyID, awsemu.TestSecretAccessKey))
 }
 
 // chartValues install the operator from its image on the node, with the chart's own

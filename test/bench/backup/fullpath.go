@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -89,7 +88,7 @@ func fullPathMain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("full-path", flag.ContinueOnError)
 	size := fs.String("size", "1GiB", "Size of the generated tree (KiB, MiB, GiB suffixes).")
 	seed := fs.Uint64("seed", 1, "Seed of the generated tree.")
-	runs := fs.Int("runs", 3, "Runs of the floor and the full path, interleaved; the report gives the median.")
+	runs := fs.Int("runs", 3, "Runs of the floor, the agent on the host and the full path, interleaved; the report gives the median.")
 	out := fs.String("out", "", "Write the results as JSON to this file.")
 	keep := fs.Bool("keep", false, "Keep the work directory, with the stack's logs.")
 	if err := fs.Parse(args); err != nil {
@@ -222,16 +221,9 @@ func (e *fullPathEnv) start(ctx context.Context, emulatorBin, operatorBin, workD
 	if e.client, err = client.New(e.stack.Config(), client.Options{Scheme: controllers.Scheme()}); err != nil {
 		return err
 	}
-	clientEnv := e.emulator.ClientEnv()
-	identity := []string{"AWS_ACCESS_KEY_ID=" + awsemu.BackupAccessKeyID, "AWS_SECRET_ACCESS_KEY=" + awsemu.TestSecretAccessKey}
-	for _, kv := range clientEnv {
-		if name, _, _ := strings.Cut(kv, "="); name != "AWS_ACCESS_KEY_ID" && name != "AWS_SECRET_ACCESS_KEY" {
-			identity = append(identity, kv)
-		}
-	}
+	e.moverIdentity = localstack.ClientEnvAs(awsemu.BackupAccessKeyID, awsemu.TestSecretAccessKey)
 	manifests := filepath.Join(workDir, "mover.yaml")
-	e.moverIdentity = identity
-	if err := os.WriteFile(manifests, []byte(moverNamespaceManifest+"---\n"+localstack.PodIdentityPolicy(fullPathMover, identity)), 0o600); err != nil {
+	if err := os.WriteFile(manifests, []byte(moverNamespaceManifest+"---\n"+localstack.PodIdentityPolicy(fullPathMover, e.moverIdentity)), 0o600); err != nil {
 		return err
 	}
 	if err := e.stack.Apply(ctx, manifests); err != nil {
@@ -246,7 +238,7 @@ func (e *fullPathEnv) start(ctx context.Context, emulatorBin, operatorBin, workD
 			"--backup-image=" + fullPathImage,
 			"--mover-namespace=" + fullPathMover,
 		},
-		Env: append(slices.Clone(clientEnv), e.emulator.EndpointEnv()...),
+		Env: append(e.emulator.ClientEnv(), e.emulator.EndpointEnv()...),
 	}); err != nil {
 		return err
 	}
